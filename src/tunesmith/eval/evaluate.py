@@ -1,0 +1,96 @@
+"""Held-out evaluation: loss/perplexity, and for SFT generated answers scored against references.
+
+The base model is scored the same way, so every report shows whether fine-tuning helped.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+
+import torch
+
+from ..data.batch import LengthBucketSampler, collate
+from ..data.formats import read_examples
+from ..data.tokenize import encode_examples
+from ..models.heads import CausalLMLoss
+from .generate import generate_batch
+from .metrics import score_generations
+
+
+@torch.no_grad()
+def evaluate_loss(loss_mod, loader, reduce=None) -> dict:
+    was_training = loss_mod.training
+    loss_mod.eval()
+    tot = None
+    for batch in loader:
+        loss, n, correct = loss_mod(**batch)
+        row = torch.tensor([loss.item(), float(n), float(correct)], dtype=torch.float64, device=loss.device)
+        tot = row if tot is None else tot + row
+    if tot is None:
+        tot = torch.zeros(3, dtype=torch.float64)
+    if reduce is not None:
+        tot = reduce(tot)
+    loss_mod.train(was_training)
+    mean = (tot[0] / tot[1].clamp(min=1)).item()
+    return {"eval_loss": mean, "eval_perplexity": math.exp(min(mean, 50)),
+            "eval_token_accuracy": (tot[2] / tot[1].clamp(min=1)).item()}
+
+
+def _loader(encoded, pad_id, batch_size):
+    sampler = LengthBucketSampler([len(x.input_ids) for x in encoded], batch_size, 0, shuffle=False)
+    return torch.utils.data.DataLoader(encoded, batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id))
+
+
+def _score(model, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, label, log) -> dict:
+    res = {}
+    if encoded:
+        m = evaluate_loss(CausalLMLoss(model), _loader(encoded, tokenizer.pad_token_id, batch_size))
+        res = {"loss": m["eval_loss"], "perplexity": m["eval_perplexity"], "token_accuracy": m["eval_token_accuracy"]}
+    if prompts:
+        log(f"{label}: generating {len(prompts)} answers...")
+        preds = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        res.update(score_generations(preds, refs, musts))
+        res["samples"] = [{"prompt": p[-1]["content"], "reference": r, "answer": a}
+                          for p, r, a in list(zip(prompts, refs, preds))[:5]]
+        res["_answers"] = preds
+    return res
+
+
+def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16,
+                 max_new_tokens: int | None = None, log=None) -> dict:
+    """{"tuned": metrics, "base": metrics or None} on a held-out file."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    cfg = run.config
+    tokenizer = run.tokenizer
+    fmt, examples = read_examples(data_path, cfg.columns)
+    if cfg.task == "clm":
+        from ..data.load import file_kind
+        from ..data.tokenize import pack_text
+        from pathlib import Path
+
+        encoded = pack_text(tokenizer, [e.text for e in examples], block_size=cfg.max_seq_len,
+                            separator_eos=file_kind(Path(data_path)) != "txt")
+        prompts = refs = musts = []
+    else:
+        encoded, _, _ = encode_examples(tokenizer, examples, max_seq_len=cfg.max_seq_len, overlong="truncate",
+                                        train_on=cfg.train_on, path=data_path)
+        chats = [e for e in examples if e.messages]
+        prompts = [e.messages[:-1] for e in chats]
+        refs = [e.messages[-1]["content"] for e in chats]
+        musts = [e.must_contain for e in chats]
+    if max_new_tokens is None and refs:
+        longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
+        max_new_tokens = min(512, int(longest * 1.5) + 8)
+    args = (tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size)
+    result = {"rows": len(examples), "tuned": _score(run.model, *args, "tuned", log), "base": None}
+    if base:
+        with run.base_model() as base_model:
+            result["base"] = _score(base_model, *args, "base", log)
+    return result
+
+
+@contextlib.contextmanager
+def adapter_disabled(peft_model):
+    with peft_model.disable_adapter():
+        yield peft_model

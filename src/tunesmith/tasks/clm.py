@@ -1,0 +1,40 @@
+"""Causal-LM continued pre-training on raw text, packed into full blocks of max_seq_len tokens."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.formats import describe, read_examples
+from ..data.load import file_kind
+from ..errors import TunesmithError
+from .sft import Prepared
+
+NAME = "clm"
+MODEL_KIND = "causal"
+PEFT_TASK = "CAUSAL_LM"
+
+
+def _texts(path, columns, log, label):
+    fmt, examples = read_examples(path, columns)
+    if fmt != "text":
+        raise TunesmithError(f"{path}: task clm needs raw text (a .txt file or rows with 'text'), "
+                             f"found {describe(fmt)}; use --task sft")
+    log(f"{label}: {path}: detected format 'plain text', {len(examples)} documents")
+    # Paragraphs of one .txt file are slices of a single document, not separate documents.
+    return [e.text for e in examples], file_kind(Path(path)) != "txt"
+
+
+def prepare(cfg, tokenizer, log) -> Prepared:
+    from ..data.tokenize import pack_text
+
+    texts, sep = _texts(cfg.data, cfg.columns, log, "data")
+    if cfg.val_data:
+        val_texts, vsep = _texts(cfg.val_data, cfg.columns, log, "validation")
+    else:
+        # Hold out whole trailing documents (contiguous, so no context leaks across the split).
+        n_val = max(1, round(len(texts) * cfg.val_fraction)) if len(texts) > 1 else 0
+        texts, val_texts, vsep = texts[: len(texts) - n_val], texts[len(texts) - n_val:], sep
+        log(f"validation: held out the last {n_val} documents")
+    train = pack_text(tokenizer, texts, block_size=cfg.max_seq_len, separator_eos=sep)
+    val = pack_text(tokenizer, val_texts, block_size=cfg.max_seq_len, separator_eos=vsep)[: cfg.val_max_rows]
+    log(f"packed into {len(train)} training and {len(val)} validation blocks of {cfg.max_seq_len} tokens")
+    return Prepared(train, val, {"format": "text", "train_rows": len(train), "val_rows": len(val)})

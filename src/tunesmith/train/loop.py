@@ -1,0 +1,219 @@
+"""The training loop, top to bottom: data -> model -> AdamW steps -> periodic eval -> best weights.
+
+Built on accelerate, so `accelerate launch` / `torchrun` gives data-parallel training unchanged.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig, save_config
+from ..data.batch import LengthBucketSampler, collate
+from ..errors import TunesmithError
+from ..eval.evaluate import evaluate_loss
+from ..models.heads import CausalLMLoss
+from ..models.load import load_causal_lm, load_tokenizer
+from ..models.peft_wrap import count_params, wrap
+from ..tasks import get_task
+from .checkpoint import clean_run_dir, save_weights
+from .perf import tune_malloc
+from .report import MetricsLog, plot_losses
+
+AUTO_LR = {"lora": 1e-3, "full": 5e-5}
+
+
+def auto_settings(cfg: RunConfig, n_train: int) -> dict:
+    """Fill epochs/lr when not given, as OpenAI's "auto" does: ~3 epochs, more for tiny sets, fewer for big."""
+    chosen = {}
+    if cfg.epochs is None and cfg.max_steps is None:
+        epochs = 3
+        if n_train * epochs < 100:
+            epochs = min(25, math.ceil(100 / max(n_train, 1)))
+        elif n_train * epochs > 25_000:
+            epochs = max(1, 25_000 // n_train)
+        chosen["epochs"] = float(epochs)
+    if cfg.lr is None:
+        chosen["lr"] = AUTO_LR[cfg.method]
+    return chosen
+
+
+def _stderr(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def prepare_run_dir(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not force and (out / "config.yaml").exists():
+            raise TunesmithError(f"{out}: a run already exists there; choose another --output or pass --force")
+        if not force:
+            raise TunesmithError(f"{out}: folder is not empty; choose another --output or pass --force")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+class _Progress:
+    """A rich bar on a terminal; a plain line every ~10% elsewhere (CI logs, pipes)."""
+
+    def __init__(self, total: int):
+        self.total, self.tty = total, sys.stderr.isatty()
+        self.every = max(1, total // 10)
+        if self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:.0f} tok/s"),
+                                TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+            self.task = self.bar.add_task("train", total=total, loss=float("nan"), tps=0.0)
+            self.bar.start()
+
+    def update(self, step: int, loss: float, tps: float, elapsed: float):
+        if self.tty:
+            self.bar.update(self.task, completed=step, loss=loss, tps=tps)
+        elif step % self.every == 0 or step == self.total:
+            eta = elapsed / step * (self.total - step)
+            _stderr(f"step {step}/{self.total}  loss {loss:.4f}  {tps:.0f} tok/s  ETA {eta:.0f}s")
+
+    def log(self, msg: str):
+        (self.bar.console.print if self.tty else _stderr)(msg)
+
+    def close(self):
+        if self.tty:
+            self.bar.stop()
+
+
+def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
+    """Fine-tune as `cfg` says; returns the finished `Run`."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    from ..run import Run
+
+    out = Path(cfg.output)
+    task = get_task(cfg.task)
+    tune_malloc()
+    set_seed(cfg.seed)
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    data = task.prepare(cfg, tokenizer, log)  # bad rows stop us here, before any folder is written
+
+    chosen = auto_settings(cfg, len(data.train))
+    if chosen:
+        log("auto settings: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items())
+            + f" (from {len(data.train)} training examples, method {cfg.method})")
+        cfg = cfg.model_copy(update=chosen)
+    prepare_run_dir(out, force)
+    save_config(cfg, out / "config.yaml")
+
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    model = wrap(load_causal_lm(cfg.model, cfg.trust_remote_code), cfg.method, cfg.lora, task.PEFT_TASK)
+    trainable, total = count_params(model)
+    log(f"model: {cfg.model}, method {cfg.method}: {trainable:,} trainable of {total:,} parameters")
+    loss_mod = CausalLMLoss(model)
+
+    pad = tokenizer.pad_token_id
+    sampler = LengthBucketSampler([len(x.input_ids) for x in data.train], cfg.batch_size, cfg.seed)
+    train_dl = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, collate_fn=lambda b: collate(b, pad))
+    val_dl = torch.utils.data.DataLoader(
+        data.val, batch_sampler=LengthBucketSampler([len(x.input_ids) for x in data.val], cfg.batch_size * 2,
+                                                    cfg.seed, shuffle=False),
+        collate_fn=lambda b: collate(b, pad)) if data.val else None
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_mod, optimizer, train_dl = accelerator.prepare(loss_mod, optimizer, train_dl)
+    if val_dl is not None:
+        val_dl = accelerator.prepare(val_dl)
+
+    steps_per_epoch = max(1, len(train_dl) // cfg.grad_accum)
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = get_scheduler(cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup",
+                              optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    eval_every = cfg.eval_every or max(1, total_steps // 5)
+    log(f"training: {total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
+        f" x accum {cfg.grad_accum}, lr {cfg.lr:g} {cfg.scheduler}, eval every {eval_every} steps")
+
+    metrics = MetricsLog(out, cfg.tensorboard)
+    best, best_step, bad_evals, stopped_early = float("inf"), None, 0, False
+    step, tokens, window_tokens, window_loss, window_n = 0, 0, 0, 0.0, 0
+    t0 = t_window = time.perf_counter()
+    bar = _Progress(total_steps)
+    loss_mod.train()
+
+    def run_eval() -> bool:
+        nonlocal best, best_step, bad_evals
+        row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, 'sum'))}
+        metrics.write(row)
+        bar.log(f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
+                f"token_acc {row['eval_token_accuracy']:.3f}")
+        if row["eval_loss"] < best - 1e-6:
+            best, best_step, bad_evals = row["eval_loss"], step, 0
+            if accelerator.is_main_process:
+                save_weights(accelerator.unwrap_model(loss_mod).model, out)
+            return False
+        bad_evals += 1
+        return cfg.early_stopping_patience is not None and bad_evals >= cfg.early_stopping_patience
+
+    try:
+        epoch = 0
+        while step < total_steps and not stopped_early:
+            for batch in train_dl:
+                with accelerator.accumulate(loss_mod):
+                    loss_sum, n, _ = loss_mod(**batch)
+                    loss = loss_sum / max(n, 1)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.max_grad_norm:
+                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                real = int(batch["attention_mask"].sum())
+                tokens += real
+                window_tokens += real
+                window_loss += loss.item()
+                window_n += 1
+                if not accelerator.sync_gradients:
+                    continue
+                scheduler.step()
+                step += 1
+                now = time.perf_counter()
+                tps = window_tokens / max(now - t_window, 1e-9)
+                metrics.write({"step": step, "epoch": round(epoch + 1e-9, 4), "train_loss": window_loss / window_n,
+                               "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps, "tokens": tokens})
+                bar.update(step, window_loss / window_n, tps, now - t0)
+                window_tokens, window_loss, window_n, t_window = 0, 0.0, 0, now
+                if val_dl is not None and (step % eval_every == 0 or step == total_steps):
+                    stopped_early = run_eval()
+                if stopped_early or step >= total_steps:
+                    break
+            epoch += 1
+    finally:
+        bar.close()
+        metrics.close()
+
+    if stopped_early:
+        log(f"early stopping: no better validation loss for {cfg.early_stopping_patience} evaluations")
+    if best_step is None and accelerator.is_main_process:  # no validation data: keep the last weights
+        save_weights(accelerator.unwrap_model(loss_mod).model, out)
+    elapsed = time.perf_counter() - t0
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(out)
+        plot_losses(metrics.rows, out / "loss_curve.png")
+        summary = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "steps": step,
+                   "epochs": round(step / steps_per_epoch, 3), "tokens": tokens, "train_seconds": round(elapsed, 1),
+                   "tokens_per_s": round(tokens / max(elapsed, 1e-9), 1),
+                   "best_eval_loss": None if best_step is None else best, "best_step": best_step,
+                   "stopped_early": stopped_early, "trainable_params": trainable, "total_params": total,
+                   "data": data.info, "auto": chosen}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        kept = f"best weights from step {best_step} (eval_loss {best:.4f})" if best_step else "final weights"
+        log(f"done in {elapsed:.0f}s: {step} steps, {tokens:,} tokens; kept {kept} in {out}")
+    return Run(out)
+
+
+__all__ = ["train", "auto_settings", "clean_run_dir"]

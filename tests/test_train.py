@@ -1,0 +1,103 @@
+"""The training loop on a tiny random Llama: loss falls, early stopping, run folder contents, both methods."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tunesmith
+from tunesmith.run import Run
+from conftest import qa_rows, write_jsonl
+
+
+def _cfg(tiny_llama, tmp_path, **kw):
+    train = write_jsonl(tmp_path / "train.jsonl", qa_rows(48))
+    base = dict(model=str(tiny_llama), data=str(train), output=str(tmp_path / "run"), batch_size=8,
+                max_seq_len=128, seed=0, tensorboard=False)
+    base.update(kw)
+    return base
+
+
+def _metrics(run_dir):
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_full_finetune_reduces_validation_loss_and_writes_run_folder(tiny_llama, tmp_path):
+    run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="full", max_steps=40, lr=3e-3, eval_every=10,
+                               early_stopping_patience=None, tensorboard=True))
+    rows = _metrics(run.path)
+    evals = [r for r in rows if "eval_loss" in r]
+    trains = [r for r in rows if "train_loss" in r]
+    assert [r["step"] for r in evals] == [10, 20, 30, 40]
+    assert all({"train_loss", "lr", "tokens_per_s"} <= r.keys() for r in trains)
+    assert all({"eval_loss", "eval_perplexity", "eval_token_accuracy"} <= r.keys() for r in evals)
+    assert evals[-1]["eval_loss"] < 0.5 * evals[0]["eval_loss"]
+    assert evals[-1]["eval_token_accuracy"] > evals[0]["eval_token_accuracy"]
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "loss_curve.png", "model.safetensors",
+                 "tokenizer.json", "chat_template.jinja"):
+        assert (run.path / name).is_file(), name
+    assert any((run.path / "tensorboard").iterdir())
+    summary = run.summary
+    assert summary["steps"] == 40 and summary["tokens"] > 0
+    assert summary["best_eval_loss"] == pytest.approx(min(r["eval_loss"] for r in evals))
+    # The saved config is the resolved one: reloading gives the same settings.
+    assert Run(run.path).config.lr == 3e-3 and Run(run.path).config.method == "full"
+
+
+def test_lora_learns_and_saves_a_peft_adapter(tiny_llama, tmp_path):
+    run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="lora", max_steps=30, lr=1e-2, eval_every=10,
+                               **{"lora": {"r": 8, "alpha": 16}}))
+    evals = [r for r in _metrics(run.path) if "eval_loss" in r]
+    assert evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 0.5
+    assert (run.path / "adapter_model.safetensors").is_file()
+    assert not (run.path / "model.safetensors").exists()
+    cfg = json.loads((run.path / "adapter_config.json").read_text())
+    assert cfg["r"] == 8 and cfg["lora_alpha"] == 16
+    # Loads back with the base model and generates text.
+    assert isinstance(Run(run.path).generate("code 3?", max_new_tokens=5), str)
+
+
+def test_early_stopping_keeps_best_step(tiny_llama, tmp_path):
+    # A vanishing learning rate never improves validation loss after the first evaluation.
+    run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="full", max_steps=40, lr=1e-12, warmup_ratio=0,
+                               eval_every=2, early_stopping_patience=2))
+    s = run.summary
+    assert s["stopped_early"] is True
+    assert s["best_step"] == 2 and s["steps"] == 6
+
+
+def test_auto_settings_follow_dataset_size():
+    from tunesmith.config import RunConfig
+    from tunesmith.train.loop import auto_settings
+
+    cfg = RunConfig(data="x.jsonl")
+    assert auto_settings(cfg, 10) == {"epochs": 10.0, "lr": 1e-3}
+    assert auto_settings(cfg, 1000)["epochs"] == 3.0
+    assert auto_settings(cfg, 20_000)["epochs"] == 1.0
+    assert auto_settings(RunConfig(data="x", method="full", max_steps=5), 1000) == {"lr": 5e-5}
+    assert auto_settings(RunConfig(data="x", epochs=2, lr=1e-4), 1000) == {}
+
+
+def test_clm_packs_raw_text(tiny_llama, tmp_path):
+    text = "".join(f"Line {i} of the story goes on and on.\n\n" for i in range(200))
+    (tmp_path / "book.txt").write_text(text)
+    run = tunesmith.train(_cfg(tiny_llama, tmp_path, task="clm", data=str(tmp_path / "book.txt"), max_seq_len=64,
+                               method="full", max_steps=20, lr=3e-3, eval_every=10))
+    s = run.summary
+    assert s["data"]["train_rows"] > 10 and s["data"]["val_rows"] >= 1
+    evals = [r for r in _metrics(run.path) if "eval_loss" in r]
+    assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]
+    assert s["tokens"] == 20 * 8 * 64  # every block is full: no padding in packed CLM
+
+
+def test_clm_rejects_chat_data(tiny_llama, tmp_path):
+    with pytest.raises(tunesmith.TunesmithError, match="task clm needs raw text"):
+        tunesmith.train(_cfg(tiny_llama, tmp_path, task="clm", max_steps=2))
+
+
+def test_existing_run_folder_is_not_overwritten(tiny_llama, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("x: 1\n")
+    with pytest.raises(tunesmith.TunesmithError, match="already exists"):
+        tunesmith.train(_cfg(tiny_llama, tmp_path, max_steps=2))
+    assert (tmp_path / "run" / "config.yaml").read_text() == "x: 1\n"
