@@ -41,6 +41,7 @@ def tiny_llama(tmp_path_factory, smol_dir, tokenizer) -> Path:
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      initializer_range=0.3,  # large enough that LoRA alone can move the logits
                       tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     out = tmp_path_factory.mktemp("tiny-llama")

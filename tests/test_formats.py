@@ -143,8 +143,6 @@ def test_parquet_sharegpt_conversations(tmp_path):
     assert examples[1].messages == _msgs(("user", "Q"), ("assistant", "A"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG formats._messages: a Parquet struct column fills a missing "
-                   "'weight' with None, which is rejected instead of meaning the default 1")
 def test_parquet_partial_weights_default_to_one(tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
@@ -170,13 +168,11 @@ def test_txt_paragraphs_restore_file(tmp_path):
     assert "".join(e.text for e in examples) == content
 
 
-@pytest.mark.xfail(strict=True, reason="BUG load._txt: blank lines after the last paragraph are dropped, "
-                   "so joining the rows no longer restores the file")
 def test_txt_trailing_blank_lines_restore_file(tmp_path):
     content = "a\n\nb\n\n\n"
     p = tmp_path / "t.txt"
     p.write_text(content)
-    assert "".join(text for _, r in load_rows(p) for text in [r["text"]]) == content
+    assert "".join(r["text"] for _, r in load_rows(p)) == content
 
 
 def test_column_mapping(tmp_path):
@@ -204,8 +200,7 @@ def test_invalid_json_line_3(tmp_path):
     err = _error(p)
     assert isinstance(err, TunesmithError)
     assert err.line == 3
-    assert str(err).startswith(f"{p}:3: invalid JSON (")
-    assert "at column 13)" in str(err)
+    assert str(err) == f"{p}:3: invalid JSON (Expecting property name enclosed in double quotes at column 14)"
 
 
 def test_missing_field(tmp_path):
@@ -308,8 +303,6 @@ def test_csv_bad_value_line_4(tmp_path):
     assert str(err) == f"{p}:4: field 'completion' is empty"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG load._csv: a blank line before a row shifts its reported line "
-                   "(DictReader skips blank lines but the start is computed from the previous row's end)")
 def test_csv_line_after_blank_line(tmp_path):
     p = tmp_path / "pc.csv"
     p.write_text("prompt,completion\na,b\n\ne,\n")  # the bad row is on line 4
@@ -319,7 +312,7 @@ def test_csv_line_after_blank_line(tmp_path):
 def test_csv_row_with_extra_fields(tmp_path):
     p = tmp_path / "pc.csv"
     p.write_text("prompt,completion\na,b\nc,d,e\n")
-    assert str(_error(p)) == f"{p}:3: row has more fields than the header (2)"
+    assert str(_error(p)) == f"{p}:3: row has 3 fields, the header has 2"
 
 
 def test_json_array_broken_second_element_line_5(tmp_path):
@@ -353,16 +346,14 @@ def test_json_array_unterminated(tmp_path):
     assert str(_error(p)) == f"{p}:3: invalid JSON (unterminated array)"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG load._json: rows of an object's 'data' array get their index, "
-                   "not their line, as the line number")
-def test_json_object_data_array_reports_file_line(tmp_path):
+def test_json_object_data_array_reports_row_number(tmp_path):
     p = tmp_path / "d.json"
     p.write_text('{"data": [\n'
                  '  {"prompt": "p", "completion": "c"},\n'
                  '  {"prompt": "p",\n'
                  '   "completion": ""}\n'
                  ']}\n')
-    assert str(_error(p)) == f"{p}:3: field 'completion' is empty"
+    assert str(_error(p)) == f"{p}:row 2: field 'completion' is empty"
 
 
 def test_unknown_layout_lists_fields(tmp_path):

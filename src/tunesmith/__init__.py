@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 
 from .config import RunConfig, build_config  # noqa: E402
 from .errors import DataError, TunesmithError  # noqa: E402
+from . import train as _train_stage  # noqa: E402,F401  (load the subpackage now so `train` below stays the function)
 
 
 def train(config: RunConfig | dict | str, force: bool = False, **overrides):

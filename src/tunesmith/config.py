@@ -86,19 +86,21 @@ def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> RunCo
             raise TunesmithError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
         if not isinstance(raw, dict):
             raise TunesmithError(f"{path}: expected a mapping of settings at the top level")
+    # A flag for steps beats an epochs value from YAML, and the reverse (both as flags is still an error).
+    if overrides.get("max_steps") is not None:
+        raw.pop("epochs", None)
+    if overrides.get("epochs") is not None:
+        raw.pop("max_steps", None)
     for key, value in overrides.items():
         if value is None:
             continue
         node = raw
         *parents, leaf = key.split(".")
         for p in parents:
-            node = node.setdefault(p, {})
+            if not isinstance(node.get(p), dict):  # an empty YAML section reads as null
+                node[p] = {}
+            node = node[p]
         node[leaf] = value
-    # A flag for steps should beat an epochs value from YAML, and the reverse.
-    if overrides.get("max_steps") is not None:
-        raw.pop("epochs", None)
-    if overrides.get("epochs") is not None:
-        raw.pop("max_steps", None)
     try:
         return RunConfig(**raw)
     except ValidationError as e:

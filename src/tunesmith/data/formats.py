@@ -68,8 +68,9 @@ def _messages(path, line, turns, key, role_key, content_key, role_map) -> list[d
         content = turn.get(content_key)
         if not isinstance(content, str):
             raise DataError(path, line, f"{where}.{content_key} must be a string")
-        weight = turn.get("weight", 1)
-        if weight not in (0, 1):
+        weight = turn.get("weight")
+        weight = 1 if weight is None else weight  # Parquet fills a missing per-turn weight with null
+        if weight not in (0, 1) or isinstance(weight, bool):
             raise DataError(path, line, f"{where}.weight must be 0 or 1, got {weight!r}")
         role = role_map[role]
         if role == "assistant" and not content.strip():

@@ -52,7 +52,8 @@ def _json(path: Path, text: str):
         rows = obj.get("data") if isinstance(obj, dict) else None
         if not isinstance(rows, list):
             raise DataError(path, 1, "expected a JSON array of rows (or an object with a 'data' array)")
-        yield from ((i, r) for i, r in enumerate(rows, start=1))
+        # Rows inside a wrapper object are located by position ("row N"), not by line.
+        yield from ((f"row {i}", r) for i, r in enumerate(rows, start=1))
         return
     pos += 1
     while True:
@@ -71,15 +72,20 @@ def _json(path: Path, text: str):
 
 
 def _csv(path: Path, text: str):
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
         raise DataError(path, 1, "CSV has no header row")
-    line = 1
-    for row in reader:
-        start, line = line + 1, reader.line_num
-        if None in row:
-            raise DataError(path, start, f"row has more fields than the header ({len(reader.fieldnames)})")
-        yield start, row
+    while True:
+        start = reader.line_num + 1  # the line the next record begins on (blank lines counted)
+        values = next(reader, None)
+        if values is None:
+            return
+        if not values:
+            continue
+        if len(values) > len(header):
+            raise DataError(path, start, f"row has {len(values)} fields, the header has {len(header)}")
+        yield start, dict(zip(header, values + [None] * (len(header) - len(values))))
 
 
 def _parquet(path: Path):
@@ -94,17 +100,20 @@ def _parquet(path: Path):
 
 
 def _txt(text: str):
-    # One row per paragraph, keeping its own trailing newlines so joining rows restores the file.
-    start, buf = 1, []
+    # One row per paragraph, keeping its own newlines, so joining the rows restores the file exactly.
+    rows, start, buf = [], 1, []
     for i, line in enumerate(text.splitlines(keepends=True), start=1):
         buf.append(line)
         if not line.strip():
             if any(b.strip() for b in buf):
-                yield start, {"text": "".join(buf)}
+                rows.append((start, {"text": "".join(buf)}))
                 buf = []
-            start = i + 1
+            start = i + 1  # a paragraph's line is where its text begins
     if any(b.strip() for b in buf):
-        yield start, {"text": "".join(buf)}
+        rows.append((start, {"text": "".join(buf)}))
+    elif buf and rows:  # trailing blank lines belong to the last paragraph
+        rows[-1][1]["text"] += "".join(buf)
+    return rows
 
 
 def load_rows(path: str | Path, columns: dict[str, str] | None = None) -> list[tuple[int, dict]]:

@@ -161,6 +161,8 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
         return cfg.early_stopping_patience is not None and bad_evals >= cfg.early_stopping_patience
 
     try:
+        if val_dl is not None:  # step 0: the base model's validation figures, the baseline to beat
+            run_eval()
         epoch = 0
         while step < total_steps and not stopped_early:
             for batch in train_dl:
@@ -211,7 +213,7 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
                    "stopped_early": stopped_early, "trainable_params": trainable, "total_params": total,
                    "data": data.info, "auto": chosen}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        kept = f"best weights from step {best_step} (eval_loss {best:.4f})" if best_step else "final weights"
+        kept = f"best weights from step {best_step} (eval_loss {best:.4f})" if best_step is not None else "final weights"
         log(f"done in {elapsed:.0f}s: {step} steps, {tokens:,} tokens; kept {kept} in {out}")
     return Run(out)
 
