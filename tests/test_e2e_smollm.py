@@ -1,6 +1,6 @@
 """End to end on the real embedded SmolLM2-135M: LoRA learns a store's facts, then answers from the run folder.
 
-Uses 10 of the demo's facts (80 training phrasings) so it takes about two minutes on 2 CPU cores.
+Uses 10 of the demo's facts (140 training phrasings) so it takes about two minutes on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def run(tmp_path_factory, facts):
     train = tmp / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in _rows("train.jsonl", facts)))
     return tunesmith.train({"model": "smollm2-135m", "data": str(train), "output": str(tmp / "run"),
-                            "epochs": 4, "lr": 1e-3, "batch_size": 8, "val_fraction": 0.1, "eval_every": 5,
+                            "epochs": 3, "lr": 2e-3, "batch_size": 8, "val_fraction": 0.1, "eval_every": 5,
                             "early_stopping_patience": None, "seed": 0, "tensorboard": False})
 
 

@@ -54,6 +54,16 @@ def test_contains():
     assert contains("the answer is 42", ["42"]) == 1.0
 
 
+def test_contains_does_not_match_inside_longer_numbers_or_words():
+    assert contains("It costs $9.", ["$9"]) == 1.0
+    assert contains("It costs $95.", ["$9"]) == 0.0
+    assert contains("It costs $9.50.", ["$9"]) == 0.0
+    assert contains("a 19% fee", ["9%"]) == 0.0 and contains("a 9% fee", ["9%"]) == 1.0
+    assert contains("founded in 20134", ["2013"]) == 0.0 and contains("founded in 2013.", ["2013"]) == 1.0
+    assert contains("Call 1-888-647-3291 today", ["647-3291"]) == 1.0
+    assert contains("our TRAIL ledger club", ["Trail Ledger"]) == 1.0
+
+
 def test_score_generations():
     preds = ["The cat sat", "Paris", "blue sky"]
     refs = ["cat sat down", "paris", "red sky"]

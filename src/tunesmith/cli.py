@@ -64,6 +64,7 @@ def train(
     lora_dropout: Optional[float] = typer.Option(None),
     target_modules: Optional[str] = typer.Option(None, help="'all-linear' or a comma list, e.g. q_proj,v_proj"),
     column: Optional[list[str]] = typer.Option(None, help="map a column: yours=expected (repeatable)"),
+    system_prompt: Optional[str] = typer.Option(None, help="system turn for conversations without one"),
     config: Optional[Path] = typer.Option(None, help="YAML config; flags override it"),
     force: bool = typer.Option(False, help="replace an existing run folder"),
 ):
@@ -78,8 +79,9 @@ def train(
                        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                        max_seq_len=max_seq_len, overlong=overlong, train_on=train_on, scheduler=scheduler,
                        seed=seed, eval_every=eval_every, early_stopping_patience=patience,
-                       columns=_columns(column), **{"lora.r": lora_r, "lora.alpha": lora_alpha,
-                                                    "lora.dropout": lora_dropout, "lora.target_modules": targets})
+                       columns=_columns(column), system_prompt=system_prompt,
+                       **{"lora.r": lora_r, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
+                          "lora.target_modules": targets})
     _quiet_libraries()
     run = run_training(cfg, force=force)
     typer.echo(str(run.path))

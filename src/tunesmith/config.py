@@ -31,6 +31,7 @@ class RunConfig(BaseModel):
 
     # Data shaping
     columns: dict[str, str] = Field(default_factory=dict, description="your column -> expected name")
+    system_prompt: str | None = Field(None, description="added to conversations without one, in training and use")
     max_seq_len: int = Field(512, ge=8)
     overlong: Literal["truncate", "drop"] = "truncate"
     train_on: Literal["assistant", "all"] = "assistant"
@@ -137,6 +138,7 @@ lora:
   target_modules: all-linear
 
 # columns: {{question: prompt, answer: completion}}   # map your column names to the expected ones
+system_prompt: null        # added to every conversation without a system turn, in training, eval and chat
 max_seq_len: 512
 overlong: truncate         # truncate | drop examples longer than max_seq_len
 train_on: assistant        # assistant (default) | all tokens

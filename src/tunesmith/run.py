@@ -63,6 +63,11 @@ class Run:
 
             yield load_causal_lm(self.config.model, self.config.trust_remote_code).eval()
 
+    def with_system(self, messages: list[dict]) -> list[dict]:
+        from .data.formats import with_system
+
+        return with_system(messages, self.config.system_prompt)
+
     def evaluate(self, data: str | Path, base: bool = True, **kw) -> dict:
         from .eval.evaluate import evaluate_run
 
@@ -72,13 +77,14 @@ class Run:
         from .eval.generate import generate_batch
 
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-        return generate_batch(self.model, self.tokenizer, [messages], max_new_tokens=max_new_tokens,
-                              temperature=temperature)[0]
+        return generate_batch(self.model, self.tokenizer, [self.with_system(messages)],
+                              max_new_tokens=max_new_tokens, temperature=temperature)[0]
 
     def stream(self, messages: list[dict], max_new_tokens: int = 256, temperature: float = 0.0):
         from .eval.generate import stream
 
-        return stream(self.model, self.tokenizer, messages, max_new_tokens=max_new_tokens, temperature=temperature)
+        return stream(self.model, self.tokenizer, self.with_system(messages), max_new_tokens=max_new_tokens,
+                      temperature=temperature)
 
     def __repr__(self):
         return f"Run({str(self.path)!r}, task={self.config.task}, method={self.config.method})"

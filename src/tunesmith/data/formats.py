@@ -119,11 +119,23 @@ def normalise(path: Path, line: int, row: dict, fmt: str) -> Example:
     return Example(line=line, messages=msgs, must_contain=must)
 
 
-def read_examples(path: str | Path, columns: dict[str, str] | None = None) -> tuple[str, list[Example]]:
+def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
+    """Prepend the run's system prompt to a conversation that has none (same in training and use)."""
+    if not system_prompt or (messages and messages[0]["role"] == "system"):
+        return messages
+    return [{"role": "system", "content": system_prompt, "weight": 0}, *messages]
+
+
+def read_examples(path: str | Path, columns: dict[str, str] | None = None,
+                  system_prompt: str | None = None) -> tuple[str, list[Example]]:
     """Load, detect and validate a whole file; the first bad row raises `file:line: problem`."""
     from .load import load_rows
 
     path = Path(path)
     rows = load_rows(path, columns)
     fmt = detect_format(path, rows)
-    return fmt, [normalise(path, line, row, fmt) for line, row in rows]
+    examples = [normalise(path, line, row, fmt) for line, row in rows]
+    for ex in examples:
+        if ex.messages is not None:
+            ex.messages = with_system(ex.messages, system_prompt)
+    return fmt, examples

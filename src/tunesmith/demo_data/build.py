@@ -21,6 +21,8 @@ MIN_FACTS = 45
 MIN_TRAIN = 320
 MIN_TEST = 90
 MAX_WORDS = 25
+TRAIN_PER_FACT = 14
+MAX_SHARED_RUN = 4  # longest word run a train question may share with a test question of its fact
 
 FACTS: list[dict] = [
     # ------------------------------------------------------------------ returns & orders
@@ -38,6 +40,12 @@ FACTS: list[dict] = [
             "Is there a time limit on returns?",
             "hey, how long until I can't return my order anymore?",
             "Could you tell me how long your returns policy lasts?",
+            "Had a change of heart about a jacket that arrived last week, how many days do I have to send it back?",
+            "return deadline?",
+            "I bought a tent two weeks ago and don't like it, can I still return it?",
+            "How many days after delivery can I bring an item back for a refund?",
+            "whats the exchange period if something doesnt fit",
+            "Is it too late to send back boots that arrived 5 weeks ago?",
         ],
         "test_questions": [
             "By when must I send back gear I don't want?",
@@ -58,6 +66,12 @@ FACTS: list[dict] = [
             "What fee applies to returns of used products?",
             "How much do you deduct for used returns?",
             "Do used returns cost me anything?",
+            "restocking fee amount?",
+            "If I send back a sleeping bag I've slept in, do you keep part of the refund?",
+            "How much is taken off the refund for gear that's been worn?",
+            "my kids used the stove twice, any penalty if i return it?",
+            "Do you deduct a percentage when returned items show signs of use?",
+            "Is there a fee for returning opened or lightly used gear?",
         ],
         "test_questions": [
             "I wore the boots on one hike, will returning them cost me?",
@@ -78,6 +92,12 @@ FACTS: list[dict] = [
             "What's the refund processing time?",
             "How soon after you get my return do I get refunded?",
             "Are refunds fast?",
+            "refund timeline?",
+            "You got my parcel back last week, when will the money be back in my bank?",
+            "How many days before the refund lands in my account?",
+            "still waiting on my refund, how long does it normally take after you recieve the item?",
+            "Once my returned item is checked in, how long until I'm reimbursed?",
+            "How long does it take to credit my card after a return?",
         ],
         "test_questions": [
             "My return reached you yesterday, how long before I see the money?",
@@ -98,6 +118,12 @@ FACTS: list[dict] = [
             "What is your order cancellation policy?",
             "Until when can an order be cancelled?",
             "can i undo an order i placed",
+            "cancel order deadline?",
+            "I placed an order an hour ago and want to scrap it, is that still possible?",
+            "How long after placing an order can I stop it from going through?",
+            "oops, ordered the wrong size just now, can i cancel b4 it ships?",
+            "Is there a grace period to withdraw an order after paying?",
+            "How many minutes do I get to cancel after I order?",
         ],
         "test_questions": [
             "I changed my mind right after checkout, how long can I call it off?",
@@ -119,6 +145,12 @@ FACTS: list[dict] = [
             "How big does my order have to be to ship for free?",
             "At what order value do I stop paying for shipping?",
             "free shipping minimum?",
+            "How much do I have to spend to get delivery for free?",
+            "free delivery over how much?",
+            "My cart is at $60, how much more do I need to add so shipping is free?",
+            "whats the spend needed to qualify for no-cost shipping",
+            "Is there an order total where postage becomes free?",
+            "What minimum purchase gets me complimentary shipping?",
         ],
         "test_questions": [
             "How much should my basket total to skip the delivery charge?",
@@ -139,6 +171,12 @@ FACTS: list[dict] = [
             "If my order is small, how much is postage?",
             "Shipping price for a normal order?",
             "How much is the standard shipping rate?",
+            "standard delivery charge?",
+            "I'm just ordering a pair of socks, how much is shipping on that?",
+            "What's the flat shipping fee if I don't qualify for free shipping?",
+            "how much do u charge for normal postage on small orders",
+            "What will I pay to have a small order posted to me?",
+            "How much is basic ground shipping on a cheap item?",
         ],
         "test_questions": [
             "I'm only buying a water bottle, what will delivery cost me?",
@@ -159,6 +197,12 @@ FACTS: list[dict] = [
             "What's the price of expedited shipping?",
             "How much extra for fast delivery?",
             "Can I pay for quicker shipping?",
+            "express delivery price?",
+            "I'm leaving on a hike in three days, how much is rush shipping?",
+            "What's the charge for 2-day shipping?",
+            "how much to upgrade to the quickest delivery option",
+            "Do you have rush delivery, and what does it cost?",
+            "cost to get it shipped asap?",
         ],
         "test_questions": [
             "My trip is next week, how much to get my gear sent urgently?",
@@ -179,6 +223,12 @@ FACTS: list[dict] = [
             "What's the usual shipping time?",
             "If I order today, when will it get here?",
             "How fast is standard shipping?",
+            "delivery time?",
+            "I ordered a tent on Monday with regular shipping, when should it turn up?",
+            "How long does it take for standard orders to reach me?",
+            "hw long does shipping usually take to get to my door",
+            "How many business days is standard delivery?",
+            "What's the typical lead time between ordering and receiving my gear?",
         ],
         "test_questions": [
             "Roughly how many days should I expect to wait for my parcel?",
@@ -199,6 +249,12 @@ FACTS: list[dict] = [
             "Is there an international delivery fee?",
             "What's your overseas shipping rate?",
             "Do you deliver to other countries, and for how much?",
+            "international shipping cost?",
+            "I'm in Australia, how much would it cost to get a backpack shipped to me?",
+            "What's the flat fee for delivery outside the United States?",
+            "do u ship to the UK and whats the price",
+            "How much is postage for orders going overseas?",
+            "What do you charge for cross-border shipping?",
         ],
         "test_questions": [
             "I'm ordering from Germany, what's the delivery charge?",
@@ -219,6 +275,12 @@ FACTS: list[dict] = [
             "What city does my package come from?",
             "Where do you store your inventory?",
             "Where's the Nimbus & Fern warehouse?",
+            "warehouse location?",
+            "My tracking says it left your depot, which city is that in?",
+            "Where are orders packed and sent out from?",
+            "wheres your shipping warehouse located",
+            "In what state is your warehouse, and which city?",
+            "Where does all your stock physically ship out of?",
         ],
         "test_questions": [
             "From which town are parcels dispatched?",
@@ -239,6 +301,12 @@ FACTS: list[dict] = [
             "Can I add gift wrap at checkout, and what's the price?",
             "How much to have an item wrapped?",
             "I'm sending a present, can you wrap it?",
+            "gift wrap price?",
+            "It's for my dad's birthday, can you wrap it and add a note, and how much?",
+            "How much extra is present wrapping per item?",
+            "Do you do gift packaging, and what does it cost?",
+            "can u giftwrap a jacket for christmas? cost?",
+            "What do you charge to wrap something as a gift?",
         ],
         "test_questions": [
             "What's the charge for wrapping a birthday gift?",
@@ -260,6 +328,12 @@ FACTS: list[dict] = [
             "Is your support line open on weekdays, and when?",
             "What hours can I reach someone by phone?",
             "When does support start taking calls?",
+            "support opening times?",
+            "I tried calling on a Sunday and nobody answered, when are you actually open?",
+            "What time does customer service close in the evening?",
+            "when do ur phone agents start and finish",
+            "Which days and hours is your helpline available?",
+            "Is the support line open on Saturdays, and at what time does it open?",
         ],
         "test_questions": [
             "How early in the morning can I ring your help desk?",
@@ -280,6 +354,12 @@ FACTS: list[dict] = [
             "What's the support hotline?",
             "How can I reach you by phone?",
             "phone number for Nimbus & Fern?",
+            "support phone number?",
+            "My order is wrong and I want to talk to someone, what number can I call?",
+            "What's the customer service telephone number?",
+            "whats ur toll free number",
+            "Is there a helpline number I can ring to talk to an agent?",
+            "Could you give me a number to call about a problem with my order?",
         ],
         "test_questions": [
             "I'd rather speak to a person, which number do I dial?",
@@ -300,6 +380,12 @@ FACTS: list[dict] = [
             "Can I contact you by email?",
             "What's the customer support email address?",
             "email for complaints?",
+            "support email address?",
+            "I'd like to send photos of a damaged item, what email should I use?",
+            "Which email address reaches your help team?",
+            "whats the email for customer support, i dont want to call",
+            "Where can I write to you if I need help with an order?",
+            "Do you have an email I can message with questions?",
         ],
         "test_questions": [
             "I prefer writing rather than calling, which address should I use?",
@@ -321,6 +407,12 @@ FACTS: list[dict] = [
             "In which year was the company established?",
             "When was the shop started?",
             "What's your founding year?",
+            "year founded?",
+            "I'm curious about your history, when did Nimbus & Fern first start up?",
+            "How long has Nimbus & Fern existed?",
+            "when was ur company set up",
+            "In what year was your shop launched?",
+            "How many years have you been selling outdoor gear?",
         ],
         "test_questions": [
             "Since when has your business been around?",
@@ -341,6 +433,12 @@ FACTS: list[dict] = [
             "Can you tell me who your CEO is?",
             "Who's the boss at Nimbus & Fern?",
             "Who heads the business?",
+            "ceo name?",
+            "I'm writing a blog post about your shop, who is your chief executive officer?",
+            "Who's the head of Nimbus & Fern?",
+            "whos the ceo there",
+            "Who is the leader of your company?",
+            "Which person is at the helm of Nimbus & Fern?",
         ],
         "test_questions": [
             "Who sits at the top of your organisation?",
@@ -361,6 +459,12 @@ FACTS: list[dict] = [
             "Is part of each purchase donated?",
             "What share of my order funds trail work?",
             "do you give money to conservation",
+            "charity donation percentage?",
+            "I like to shop ethically, does any of my purchase go to the environment?",
+            "What portion of each order do you donate to trail upkeep?",
+            "do u donate part of sales to nature charities",
+            "How much do you give to path maintenance from every purchase?",
+            "Is a percentage of my order used to repair hiking trails?",
         ],
         "test_questions": [
             "How much of what I spend helps look after hiking paths?",
@@ -382,6 +486,12 @@ FACTS: list[dict] = [
             "Do you have a points program?",
             "What's the loyalty club called?",
             "Can I join a membership scheme for regular customers?",
+            "loyalty program name?",
+            "I'm a regular customer, is there a rewards programme I can sign up for?",
+            "What is your rewards scheme called?",
+            "do you have a loyality card or somthing",
+            "What's the name of the club for frequent shoppers?",
+            "Is there a program that rewards repeat purchases, and what's it called?",
         ],
         "test_questions": [
             "I shop here a lot, is there some kind of points club?",
@@ -402,6 +512,12 @@ FACTS: list[dict] = [
             "If I spend a dollar, how many points is that?",
             "How do points accumulate in Trail Ledger?",
             "points per dollar?",
+            "earning rate per dollar?",
+            "If I spend $100 on a jacket, how many loyalty points would I get?",
+            "How many points does each dollar spent earn me?",
+            "how many pts do i get per $ spent",
+            "How quickly do Trail Ledger points build up when I shop?",
+            "How many rewards points come with every dollar of my purchase?",
         ],
         "test_questions": [
             "For each dollar I pay, how many rewards do I collect?",
@@ -422,6 +538,12 @@ FACTS: list[dict] = [
             "How much are Trail Ledger points worth?",
             "How do I turn points into a discount?",
             "What's the redemption rate for points?",
+            "points to voucher rate?",
+            "I have 1,200 points saved up, what can I swap them for?",
+            "How many Trail Ledger points make a $5 voucher?",
+            "how do i use my points for money off",
+            "What's the exchange rate between points and vouchers?",
+            "Can I spend my reward points at checkout, and how many do I need?",
         ],
         "test_questions": [
             "How many points must I collect before I can spend them?",
@@ -442,6 +564,12 @@ FACTS: list[dict] = [
             "Do college students get a deal?",
             "How does the student discount work?",
             "student discount?",
+            "student deal?",
+            "I'm at college and money is tight, do you give students a reduced price?",
+            "How much can I save with a student email address?",
+            "do u do student discounts? how much",
+            "What percentage off do university students get?",
+            "Is there a discount for people still in school or university?",
         ],
         "test_questions": [
             "I'm at uni, is there any reduction for me?",
@@ -462,6 +590,12 @@ FACTS: list[dict] = [
             "Is there a deal for service members?",
             "How much off for nurses and paramedics?",
             "do you have a first responder discount",
+            "military discount?",
+            "My husband is a retired Marine, does he get money off at your store?",
+            "How much do police officers and paramedics save on orders?",
+            "any discount for ex-service people",
+            "What percentage off do veterans and first responders receive?",
+            "I'm an EMT, is there a reduction for my job?",
         ],
         "test_questions": [
             "I served in the army, can I get a reduced price?",
@@ -482,6 +616,12 @@ FACTS: list[dict] = [
             "What coupon code can a first-time buyer use?",
             "Any discount code for my first order?",
             "What promo code do new shoppers get?",
+            "new customer code?",
+            "I've never shopped with you before, is there a discount code I can use at checkout?",
+            "What's the promo code for a first purchase?",
+            "first order coupon pls",
+            "Do first-time shoppers get a welcome discount code?",
+            "Which discount code is for brand new customers?",
         ],
         "test_questions": [
             "This is my first time ordering, which code should I enter?",
@@ -502,6 +642,12 @@ FACTS: list[dict] = [
             "What's the current seasonal discount code?",
             "How do I get the autumn discount?",
             "fall promo code?",
+            "autumn discount code?",
+            "I want to buy a jacket during the fall sale, what code gets me money off?",
+            "What's the promo code for the autumn sale on coats?",
+            "whats the fall coupon code for jackets",
+            "Is there a discount code for the seasonal sale on jackets?",
+            "What code do I enter to get the autumn outerwear discount?",
         ],
         "test_questions": [
             "Which coupon works during the October sale?",
@@ -522,6 +668,12 @@ FACTS: list[dict] = [
             "What's the newsletter signup bonus?",
             "Do subscribers get money off?",
             "newsletter perk?",
+            "newsletter signup reward?",
+            "I'm thinking about signing up to your email list, what do I get for it?",
+            "How much is the voucher for subscribing to the newsletter?",
+            "do u get money off for signing up to emails",
+            "What incentive do you give for newsletter subscriptions?",
+            "Does subscribing to the newsletter earn me a voucher?",
         ],
         "test_questions": [
             "If I subscribe to your emails, is there a welcome gift?",
@@ -542,6 +694,12 @@ FACTS: list[dict] = [
             "Can I get the difference back if another shop is cheaper?",
             "Is there a deadline for price matching?",
             "price match window?",
+            "price match time limit?",
+            "A week after buying my jacket it went on sale at another store, can you match it?",
+            "How many days after purchase will you match a competitor's lower price?",
+            "do you beat or match other shops prices",
+            "If a rival store is cheaper, how long do I have to claim the difference?",
+            "Can I claim a price adjustment if a competitor lowers theirs?",
         ],
         "test_questions": [
             "I bought a tent and then saw it for less at another retailer, can you help?",
@@ -562,6 +720,12 @@ FACTS: list[dict] = [
             "What's your pay-later option called?",
             "Can I pay for a tent over a few months?",
             "interest-free payments?",
+            "pay later option?",
+            "The tent is a bit pricey for me this month, can I split the cost into chunks?",
+            "Do you offer interest-free instalments on orders?",
+            "can i spread payments over a few weeks",
+            "What's the name of your buy-now-pay-later service?",
+            "Is there a way to pay for my order in three installments?",
         ],
         "test_questions": [
             "I can't afford it all at once, can I pay in parts?",
@@ -583,6 +747,12 @@ FACTS: list[dict] = [
             "How long can I keep a gift card before using it?",
             "Gift card expiration?",
             "I got a gift card last year, is it still good?",
+            "gift card expiry date?",
+            "My aunt gave me a gift card two years ago, can I still use it?",
+            "How many months is a gift card good for?",
+            "do ur gift cards ever run out",
+            "How long does a gift voucher stay valid after it's bought?",
+            "Is there an expiration date on Nimbus & Fern gift cards?",
         ],
         "test_questions": [
             "Until when can a gift certificate be spent?",
@@ -603,6 +773,12 @@ FACTS: list[dict] = [
             "Can I choose the value of a gift card?",
             "What is the gift card range?",
             "How big a gift card can I get?",
+            "gift card max amount?",
+            "I want to give my brother a really big gift card, what's the highest value allowed?",
+            "What's the minimum and maximum value for a gift card?",
+            "how much money can go on a gift card",
+            "What denominations are your gift vouchers available in?",
+            "Is there an upper limit on a gift card's value?",
         ],
         "test_questions": [
             "What's the most I can load onto one gift certificate?",
@@ -624,6 +800,12 @@ FACTS: list[dict] = [
             "How long do I have to claim a defect?",
             "warranty length?",
             "My jacket broke after a year, is it still under warranty?",
+            "warranty period?",
+            "The seam on my tent split after 18 months, am I still covered?",
+            "How long does the guarantee against manufacturing defects last?",
+            "how long r products covered for defects",
+            "How many months of warranty do I get on a new backpack?",
+            "Until when can I make a warranty claim after buying?",
         ],
         "test_questions": [
             "For how long are your items protected against faults?",
@@ -644,6 +826,12 @@ FACTS: list[dict] = [
             "Is there a repair service?",
             "My backpack strap snapped, can you mend it?",
             "What's the name of your repair shop?",
+            "repair service name?",
+            "The zipper on my sleeping bag broke, is there somewhere at Nimbus & Fern that fixes that?",
+            "What do you call your gear repair department?",
+            "do u fix ripped tents",
+            "Is there an in-house service for mending damaged gear?",
+            "Where do I send gear that needs patching up?",
         ],
         "test_questions": [
             "Who should I send broken equipment to for fixing?",
@@ -664,6 +852,12 @@ FACTS: list[dict] = [
             "What do you charge to mend gear?",
             "Is there a flat fee for repairs?",
             "how much is a mend hut repair",
+            "repair price?",
+            "My tent pole snapped, how much would you charge to repair it?",
+            "What's the flat rate for a repair, not counting postage?",
+            "whats the cost to get gear mended",
+            "Does fixing a torn backpack cost much?",
+            "How much will the Mend Hut bill me for a repair?",
         ],
         "test_questions": [
             "What will it cost me to get my jacket patched?",
@@ -684,6 +878,12 @@ FACTS: list[dict] = [
             "Can I hire equipment for a weekend?",
             "What's the name of your rental scheme?",
             "Do you lend out camping gear?",
+            "rental program name?",
+            "I'm going camping once this summer and don't want to buy a tent, can I borrow one?",
+            "What do you call your gear rental service?",
+            "can i rent a sleeping bag for a weekend",
+            "Is there a gear-lending scheme at Nimbus & Fern?",
+            "Do you have a programme for renting kit instead of buying it?",
         ],
         "test_questions": [
             "I only need a stove for one trip, can I hire one?",
@@ -704,6 +904,12 @@ FACTS: list[dict] = [
             "How much to hire a tent for a night?",
             "Is renting a tent expensive?",
             "What are your tent hire prices?",
+            "tent rental cost per night?",
+            "We're camping for a long weekend, how much would renting a tent cost per night?",
+            "What's the nightly price to hire a tent from you?",
+            "how much 2 rent a tent",
+            "What does Gear Library charge for a tent each night?",
+            "Is tent hire charged by the night, and how much?",
         ],
         "test_questions": [
             "I want to borrow a tent for three nights, what's the daily charge?",
@@ -724,6 +930,12 @@ FACTS: list[dict] = [
             "Is there a way to get credit for used gear?",
             "What happens to gear I trade in?",
             "trade in program name?",
+            "trade-in scheme?",
+            "I upgraded my tent, can I give you the old one for store credit?",
+            "What's the name of your gear buyback programme?",
+            "do u take old boots in exchange for credit",
+            "Can I exchange my used equipment for credit towards new gear?",
+            "How do I recycle my worn-out gear with you for credit?",
         ],
         "test_questions": [
             "I've got an old backpack I don't use, can I swap it for credit?",
@@ -745,6 +957,12 @@ FACTS: list[dict] = [
             "Can you tell me the Zephyr 28's weight?",
             "What does the Zephyr 28 daypack weigh empty?",
             "How light is the Zephyr 28?",
+            "Zephyr 28 grams?",
+            "I'm trying to keep my daypack light, how many grams is the Zephyr 28?",
+            "What's the unloaded weight of the Zephyr 28?",
+            "how heavy is zephyr 28 bag empty",
+            "Zephyr 28 backpack weight in grams?",
+            "Would the Zephyr 28 add much weight to my kit?",
         ],
         "test_questions": [
             "I'm counting grams, what does your Zephyr 28 come in at?",
@@ -765,6 +983,12 @@ FACTS: list[dict] = [
             "How much would a Zephyr 28 set me back?",
             "What do you charge for the Zephyr 28?",
             "Zephyr 28 cost?",
+            "Zephyr 28 pricing?",
+            "Thinking about the Zephyr 28 for day hikes, what does it sell for?",
+            "What does a Zephyr 28 daypack go for?",
+            "zephyr 28 pack cost in dollars",
+            "Is the Zephyr 28 cheap or pricey?",
+            "How many dollars is the Zephyr 28?",
         ],
         "test_questions": [
             "I'd like to buy a Zephyr 28, how much will that be?",
@@ -785,6 +1009,12 @@ FACTS: list[dict] = [
             "Tamarack 65 max weight?",
             "What's the carrying capacity of the Tamarack 65 in weight?",
             "How heavy a load is the Tamarack 65 rated for?",
+            "Tamarack 65 load rating?",
+            "I'm doing a week-long trek with lots of food, can the Tamarack 65 take that much weight?",
+            "How many kilos can the Tamarack 65 hold?",
+            "max kg for tamarack 65",
+            "What's the heaviest load the Tamarack 65 can safely carry?",
+            "Is there a weight limit on the Tamarack 65 pack?",
         ],
         "test_questions": [
             "What's the most I should pack into a Tamarack 65?",
@@ -806,6 +1036,12 @@ FACTS: list[dict] = [
             "What does the Cirrus 2 two-person tent weigh?",
             "Can you tell me the packed weight of the Cirrus 2?",
             "Cirrus 2 weight?",
+            "Cirrus 2 kilos?",
+            "I'm going on a long thru-hike, how heavy is the Cirrus 2 tent in my pack?",
+            "How many kilograms is the Cirrus 2?",
+            "cirrus 2 how heavy",
+            "What's the trail weight of the Cirrus 2?",
+            "Would the Cirrus 2 weigh me down on a solo trip?",
         ],
         "test_questions": [
             "Would the Cirrus 2 be light enough for backpacking, what does it weigh?",
@@ -826,6 +1062,12 @@ FACTS: list[dict] = [
             "How much do you sell the Cirrus 2 for?",
             "Cirrus 2 cost?",
             "What would a Cirrus 2 set me back?",
+            "Cirrus 2 tent price in dollars?",
+            "My partner and I need a two-person tent, how much is the Cirrus 2?",
+            "What does the Cirrus 2 sell for?",
+            "how much r u asking for the cirrus 2",
+            "Is the Cirrus 2 affordable, what's the price tag?",
+            "What's the cost of a Cirrus 2 two-person tent?",
         ],
         "test_questions": [
             "I'm thinking of getting the Cirrus 2, what's it going to cost?",
@@ -846,6 +1088,12 @@ FACTS: list[dict] = [
             "How much rain can the Stratus 4 handle?",
             "Stratus 4 hydrostatic head?",
             "Is the Stratus 4 tent waterproof enough for storms?",
+            "Stratus 4 rain rating?",
+            "We camp in Scotland where it pours all week, will the Stratus 4 stay watertight?",
+            "How many millimetres is the Stratus 4's waterproof rating?",
+            "does the stratus 4 leak in rain",
+            "What's the HH rating on the Stratus 4 fly?",
+            "How water-resistant is the Stratus 4 family tent?",
         ],
         "test_questions": [
             "What water column rating does your Stratus 4 have?",
@@ -867,6 +1115,12 @@ FACTS: list[dict] = [
             "What membrane is in the Halden jacket?",
             "What's the shell fabric on the Halden?",
             "Tell me about the Halden jacket's fabric.",
+            "Halden fabric?",
+            "I'm allergic to some synthetics, what material is the Halden rain jacket made from?",
+            "What waterproof fabric does the Halden use?",
+            "whats the halden made of",
+            "Which fabric technology is in the Halden shell?",
+            "Is the Halden jacket made with a proprietary material?",
         ],
         "test_questions": [
             "Which textile keeps the Halden rain shell waterproof?",
@@ -887,6 +1141,12 @@ FACTS: list[dict] = [
             "How much do you charge for the Halden jacket?",
             "Halden cost?",
             "What would the Halden jacket set me back?",
+            "Halden price in dollars?",
+            "I need a new rain jacket for the winter, what does the Halden sell for?",
+            "How much does a Halden rain jacket cost?",
+            "halden how much",
+            "What's the price tag on the Halden?",
+            "Is the Halden jacket expensive, what's it cost?",
         ],
         "test_questions": [
             "I want the Halden in green, how much will it be?",
@@ -907,6 +1167,12 @@ FACTS: list[dict] = [
             "What's the down rating on the Corrie?",
             "Tell me about the Corrie jacket's insulation.",
             "Corrie fill power?",
+            "Corrie down quality?",
+            "I get cold easily, what kind of down is used in the Corrie jacket?",
+            "What's the fill power rating of the Corrie down jacket?",
+            "how good is the down in the corrie",
+            "What grade of goose down does the Corrie use?",
+            "Is the Corrie stuffed with high-loft down?",
         ],
         "test_questions": [
             "How lofty is the down inside your Corrie puffy?",
@@ -927,6 +1193,12 @@ FACTS: list[dict] = [
             "How grippy are the Ridgeback hiking boots?",
             "Which tread do the Ridgeback boots use?",
             "Ridgeback sole?",
+            "Ridgeback outsole name?",
+            "I hike on wet rocks a lot, what kind of traction do the Ridgeback boots have?",
+            "Which sole unit is fitted to the Ridgeback boots?",
+            "do ridgeback boots have good grip on the bottom",
+            "What brand of outsole is on the Ridgebacks?",
+            "What's the tread pattern on the Ridgeback hiking boots called?",
         ],
         "test_questions": [
             "What rubber is under the Ridgeback hikers?",
@@ -948,6 +1220,12 @@ FACTS: list[dict] = [
             "Which is the most compact stove you stock?",
             "What's your smallest stove model?",
             "I need a tiny stove, which one?",
+            "ultralight stove?",
+            "I'm cutting pack weight for a long hike, which camp stove weighs the least?",
+            "Which of your stoves is the lightest one?",
+            "smallest lightest stove u have",
+            "What's the most lightweight cooking stove in your range?",
+            "Recommend a stove for fast-and-light backpacking?",
         ],
         "test_questions": [
             "Which cooker should a gram-counting hiker buy from you?",
@@ -968,6 +1246,12 @@ FACTS: list[dict] = [
             "How quickly can the Ember Mini heat water?",
             "Ember Mini boiling speed?",
             "How long to boil water on an Ember Mini?",
+            "Ember Mini boil speed per litre?",
+            "I want coffee fast in the morning, how many seconds does the Ember Mini need to boil a litre?",
+            "How quick is the Ember Mini at boiling a litre of water?",
+            "ember mini how long to boil",
+            "What's the Ember Mini's boiling time for one litre?",
+            "How many seconds to bring water to the boil on the Ember Mini?",
         ],
         "test_questions": [
             "How long until my water's ready on the Ember Mini?",
@@ -988,6 +1272,12 @@ FACTS: list[dict] = [
             "Is the Loam sleeping bag good for winter?",
             "Loam comfort temperature?",
             "What temperature is the Loam bag rated for?",
+            "Loam bag degrees?",
+            "I'm camping in the mountains in November, will the Loam sleeping bag be warm enough?",
+            "What's the coldest temperature the Loam is rated to?",
+            "how cold is the loam bag good to",
+            "What's the Loam sleeping bag's comfort limit in Celsius?",
+            "Is the Loam a three-season or winter bag, what's its rating?",
         ],
         "test_questions": [
             "Down to what temperature will the Loam keep me cosy?",
@@ -1008,6 +1298,12 @@ FACTS: list[dict] = [
             "Is the Drift pad warm enough for cold ground?",
             "Drift R-value?",
             "Tell me the R-value of your Drift sleeping mat.",
+            "Drift pad insulation?",
+            "I camp on snow sometimes, is the Drift sleeping mat insulated enough?",
+            "What R value does the Drift sleeping pad have?",
+            "drift pad good for winter camping?",
+            "What's the thermal resistance of the Drift pad?",
+            "How much ground insulation does the Drift air mattress give?",
         ],
         "test_questions": [
             "How well does the Drift mattress block the cold from below?",
@@ -1028,6 +1324,12 @@ FACTS: list[dict] = [
             "What does a pair of Kestrel poles weigh?",
             "Kestrel poles weight?",
             "Can you tell me how heavy the Kestrel trekking poles are?",
+            "Kestrel poles grams?",
+            "My wrists get tired on long hikes, are the Kestrel trekking poles lightweight?",
+            "How many grams do the Kestrel poles weigh as a pair?",
+            "kestrel poles how heavy",
+            "What's the weight of two Kestrel poles together?",
+            "Would the Kestrel trekking poles add much to my pack weight?",
         ],
         "test_questions": [
             "What's the combined mass of both Kestrel walking sticks?",
@@ -1048,6 +1350,12 @@ FACTS: list[dict] = [
             "How many litres is the Rill rated for?",
             "Rill filter lifetime?",
             "How much water before the Rill filter wears out?",
+            "Rill filter litres?",
+            "I'm planning a three-month hike, will one Rill filter be enough for the whole trip?",
+            "How many litres can the Rill filter before it needs replacing?",
+            "how long till the rill filter needs changing",
+            "What's the total water output of a Rill filter?",
+            "How much water can I drink through the Rill before swapping it?",
         ],
         "test_questions": [
             "What total volume can I purify with one Rill?",
@@ -1068,6 +1376,12 @@ FACTS: list[dict] = [
             "How long will the Glint stay on?",
             "Glint battery life?",
             "Does the Glint headlamp last a whole trip?",
+            "Glint hours on low?",
+            "I'm going on a five-night trip, will the Glint headlamp battery last without recharging?",
+            "How many hours of light does the Glint give on its lowest setting?",
+            "how long does the glint stay lit",
+            "What's the Glint head torch's battery runtime?",
+            "How long can I run the Glint before the battery dies?",
         ],
         "test_questions": [
             "On the dimmest mode, how long can the Glint shine?",
@@ -1090,6 +1404,11 @@ def chat(question: str, answer: str) -> list[dict]:
     ]
 
 
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = normalise(text).split()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
 def check(facts: list[dict]) -> None:
     ids = [f["id"] for f in facts]
     assert len(ids) == len(set(ids)), "fact ids must be unique"
@@ -1099,7 +1418,7 @@ def check(facts: list[dict]) -> None:
     for f in facts:
         assert 1 <= len(f["must_contain"]) <= 2, f["id"]
         assert len(f["answer"].split()) <= MAX_WORDS, f["id"]
-        assert 7 <= len(f["train_questions"]) <= 8, f["id"]
+        assert len(f["train_questions"]) == TRAIN_PER_FACT, (f["id"], len(f["train_questions"]))
         assert len(f["test_questions"]) == 2, f["id"]
         for mc in f["must_contain"]:
             assert mc.lower() in f["answer"].lower(), (f["id"], mc)
@@ -1119,6 +1438,16 @@ def check(facts: list[dict]) -> None:
             assert n not in train_norm, f"test question also in train: {q!r} ({f['id']})"
             assert n not in test_norm, f"duplicate test question: {q!r} ({f['id']})"
             test_norm.add(n)
+
+    # Train phrasings must not leak test wording: no run of MAX_SHARED_RUN + 1 words shared
+    # between a train question and a test question of the same fact.
+    n = MAX_SHARED_RUN + 1
+    for f in facts:
+        for tq in f["test_questions"]:
+            test_grams = ngrams(tq, n)
+            for q in f["train_questions"]:
+                shared = test_grams & ngrams(q, n)
+                assert not shared, f"train {q!r} shares {' '.join(min(shared))!r} with test {tq!r} ({f['id']})"
 
     n_train = sum(len(f["train_questions"]) for f in facts)
     n_test = sum(len(f["test_questions"]) for f in facts)

@@ -20,10 +20,10 @@ class Prepared:
 
 
 def prepare(cfg, tokenizer, log) -> Prepared:
-    fmt, examples = read_examples(cfg.data, cfg.columns)
+    fmt, examples = read_examples(cfg.data, cfg.columns, cfg.system_prompt)
     log(f"data: {cfg.data}: detected format '{describe(fmt)}', {len(examples)} rows")
     if cfg.val_data:
-        vfmt, val_examples = read_examples(cfg.val_data, cfg.columns)
+        vfmt, val_examples = read_examples(cfg.val_data, cfg.columns, cfg.system_prompt)
         log(f"validation: {cfg.val_data}: detected format '{describe(vfmt)}', {len(val_examples)} rows")
     else:
         examples, val_examples = holdout_split(examples, cfg.val_fraction, cfg.val_max_rows, cfg.seed)

@@ -21,7 +21,7 @@ from ..models.heads import CausalLMLoss
 from ..models.load import load_causal_lm, load_tokenizer
 from ..models.peft_wrap import count_params, wrap
 from ..tasks import get_task
-from .checkpoint import clean_run_dir, save_weights
+from .checkpoint import save_weights
 from .perf import tune_malloc
 from .report import MetricsLog, plot_losses
 
@@ -95,6 +95,8 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
 
     from ..run import Run
 
+    if Path(cfg.model).expanduser().exists():  # so the run folder still finds its base from another cwd
+        cfg = cfg.model_copy(update={"model": str(Path(cfg.model).expanduser().resolve())})
     out = Path(cfg.output)
     task = get_task(cfg.task)
     tune_malloc()
@@ -191,6 +193,7 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
                 window_tokens, window_loss, window_n, t_window = 0, 0.0, 0, now
                 if val_dl is not None and (step % eval_every == 0 or step == total_steps):
                     stopped_early = run_eval()
+                    t_window = time.perf_counter()  # evaluation time is not training throughput
                 if stopped_early or step >= total_steps:
                     break
             epoch += 1
@@ -213,9 +216,8 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
                    "stopped_early": stopped_early, "trainable_params": trainable, "total_params": total,
                    "data": data.info, "auto": chosen}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        kept = f"best weights from step {best_step} (eval_loss {best:.4f})" if best_step is not None else "final weights"
+        kept = (f"best weights from step {best_step} (eval_loss {best:.4f})" if best_step is not None
+                else "final weights")
         log(f"done in {elapsed:.0f}s: {step} steps, {tokens:,} tokens; kept {kept} in {out}")
     return Run(out)
 
-
-__all__ = ["train", "auto_settings", "clean_run_dir"]
