@@ -1,4 +1,4 @@
-"""Process-level speed settings, each kept because it measured faster on CPU (see README, Speed)."""
+"""Process-level speed settings, each kept because it measured faster on CPU (README, "Speed")."""
 from __future__ import annotations
 
 import ctypes
