@@ -1,9 +1,25 @@
-"""One module per task. Each exposes: NAME, MODEL_KIND, PEFT_TASK, prepare(cfg, tokenizer, log)."""
+"""One module per task. Adding a task means adding a module here and a line in TASKS; the loop is shared.
+
+Each task module exposes:
+    NAME, PEFT_TASK
+    prepare(cfg, tokenizer, log) -> Prepared      rows -> encoded train/validation items
+    load_model(cfg, tokenizer)                     the model with the task's head
+    loss_module(model)                             nn.Module: batch -> (summed loss, count, correct)
+    collate_batch(items, tokenizer)                encoded items -> tensors
+"""
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 
 TASKS = {"sft": "sft", "clm": "clm"}
+
+
+@dataclass
+class Prepared:
+    train: list
+    val: list
+    info: dict = field(default_factory=dict)
 
 
 def get_task(name: str):

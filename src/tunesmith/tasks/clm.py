@@ -6,10 +6,10 @@ from pathlib import Path
 from ..data.formats import describe, read_examples
 from ..data.load import file_kind
 from ..errors import TunesmithError
-from .sft import Prepared
+from . import Prepared
+from .sft import collate_batch, load_model, loss_module  # noqa: F401  (same causal-LM head and loss as SFT)
 
 NAME = "clm"
-MODEL_KIND = "causal"
 PEFT_TASK = "CAUSAL_LM"
 
 

@@ -1,22 +1,27 @@
 """Supervised chat fine-tuning: loss on the assistant's tokens, end-of-turn included."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from ..data.batch import holdout_split
+from ..data.batch import collate, holdout_split
 from ..data.formats import describe, read_examples
 from ..data.tokenize import encode_examples
+from ..models.heads import CausalLMLoss
+from ..models.load import load_causal_lm
+from . import Prepared
 
 NAME = "sft"
-MODEL_KIND = "causal"
 PEFT_TASK = "CAUSAL_LM"
 
 
-@dataclass
-class Prepared:
-    train: list
-    val: list
-    info: dict = field(default_factory=dict)
+def load_model(cfg, tokenizer):
+    return load_causal_lm(cfg.model, cfg.trust_remote_code)
+
+
+def loss_module(model):
+    return CausalLMLoss(model)
+
+
+def collate_batch(items, tokenizer):
+    return collate(items, tokenizer.pad_token_id)
 
 
 def prepare(cfg, tokenizer, log) -> Prepared:

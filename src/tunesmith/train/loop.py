@@ -4,6 +4,7 @@ Built on accelerate, so `accelerate launch` / `torchrun` gives data-parallel tra
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -14,11 +15,10 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, save_config
-from ..data.batch import LengthBucketSampler, collate
+from ..data.batch import LengthBucketSampler
 from ..errors import TunesmithError
 from ..eval.evaluate import evaluate_loss
-from ..models.heads import CausalLMLoss
-from ..models.load import load_causal_lm, load_tokenizer
+from ..models.load import load_tokenizer
 from ..models.peft_wrap import count_params, wrap
 from ..tasks import get_task
 from .checkpoint import save_weights
@@ -113,18 +113,18 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
     save_config(cfg, out / "config.yaml")
 
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
-    model = wrap(load_causal_lm(cfg.model, cfg.trust_remote_code), cfg.method, cfg.lora, task.PEFT_TASK)
+    model = wrap(task.load_model(cfg, tokenizer), cfg.method, cfg.lora, task.PEFT_TASK)
     trainable, total = count_params(model)
     log(f"model: {cfg.model}, method {cfg.method}: {trainable:,} trainable of {total:,} parameters")
-    loss_mod = CausalLMLoss(model)
+    loss_mod = task.loss_module(model)
 
-    pad = tokenizer.pad_token_id
+    collate_fn = functools.partial(task.collate_batch, tokenizer=tokenizer)
     sampler = LengthBucketSampler([len(x.input_ids) for x in data.train], cfg.batch_size, cfg.seed)
-    train_dl = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, collate_fn=lambda b: collate(b, pad))
+    train_dl = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, collate_fn=collate_fn)
     val_dl = torch.utils.data.DataLoader(
         data.val, batch_sampler=LengthBucketSampler([len(x.input_ids) for x in data.val], cfg.batch_size * 2,
                                                     cfg.seed, shuffle=False),
-        collate_fn=lambda b: collate(b, pad)) if data.val else None
+        collate_fn=collate_fn) if data.val else None
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
