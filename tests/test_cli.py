@@ -90,3 +90,10 @@ def test_train_eval_generate_roundtrip(tiny_llama, tmp_path):
 def test_eval_on_folder_that_is_not_a_run(tmp_path):
     r = tunesmith("eval", tmp_path, "--data", tmp_path / "x.jsonl")
     assert r.returncode == 2 and "not a tunesmith run folder" in r.stderr
+
+
+def test_usage_errors_exit_2():
+    assert tunesmith().returncode == 2  # no command: help, then usage exit code
+    r = tunesmith("train", "--bogus", "1")
+    assert r.returncode == 2 and "No such option" in r.stderr
+    assert tunesmith("--help").returncode == 0

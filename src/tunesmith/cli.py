@@ -230,14 +230,15 @@ def main():
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:
+        # Usage errors from typer's (vendored) click carry their own exit code, 2.
+        if type(e).__name__ == "NoArgsIsHelpError":  # the help text is already on screen
+            sys.exit(2)
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
+        if type(e).__name__ == "Exit":
+            sys.exit(getattr(e, "exit_code", 0))
         if debug:
             raise
         print(f"internal error: {type(e).__name__}: {e} (set TUNESMITH_DEBUG=1 for the traceback)", file=sys.stderr)
