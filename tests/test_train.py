@@ -89,6 +89,8 @@ def test_clm_packs_raw_text(tiny_llama, tmp_path):
     evals = [r for r in _metrics(run.path) if "eval_loss" in r]
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]
     assert s["tokens"] % 64 == 0 and s["tokens"] >= 20 * 64  # every block is full: no padding in packed CLM
+    res = run.evaluate(tmp_path / "book.txt", base=True)
+    assert res["tuned"]["loss"] < res["base"]["loss"] and "contains" not in res["tuned"]
 
 
 def test_clm_rejects_chat_data(tiny_llama, tmp_path):

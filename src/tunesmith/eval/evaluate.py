@@ -4,9 +4,9 @@ The base model is scored the same way, so every report shows whether fine-tuning
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
+from pathlib import Path
 
 import torch
 
@@ -72,7 +72,6 @@ def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16
     if cfg.task == "clm":
         from ..data.load import file_kind
         from ..data.tokenize import pack_text
-        from pathlib import Path
 
         encoded = pack_text(tokenizer, [e.text for e in examples], block_size=cfg.max_seq_len,
                             separator_eos=file_kind(Path(data_path)) != "txt")
@@ -93,9 +92,3 @@ def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16
         with run.base_model() as base_model:
             result["base"] = _score(base_model, *args, "base", log)
     return result
-
-
-@contextlib.contextmanager
-def adapter_disabled(peft_model):
-    with peft_model.disable_adapter():
-        yield peft_model
