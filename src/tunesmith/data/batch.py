@@ -52,6 +52,12 @@ class LengthBucketSampler(torch.utils.data.Sampler):
         return -(-len(self.lengths) // self.batch_size)
 
 
+def ordered_loader(items, batch_size: int, collate_fn):
+    """Batches of similar length in a fixed order: for evaluation, where the order does not matter."""
+    sampler = LengthBucketSampler([len(x.input_ids) for x in items], batch_size, 0, shuffle=False)
+    return torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate_fn)
+
+
 def collate(items, pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad; padding is marked by the attention mask and IGNORE labels, never by token id
     (SmolLM2's pad token is its end-of-turn token, which must stay a label)."""

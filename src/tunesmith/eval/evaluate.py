@@ -4,16 +4,14 @@ The base model is scored the same way, so every report shows whether fine-tuning
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
-from pathlib import Path
 
 import torch
 
-from ..data.batch import LengthBucketSampler, collate
-from ..data.formats import read_examples
-from ..data.tokenize import encode_examples
-from ..models.heads import CausalLMLoss
+from ..data.batch import ordered_loader
+from ..tasks import get_task
 from .generate import generate_batch
 from .metrics import score_generations
 
@@ -37,16 +35,12 @@ def evaluate_loss(loss_mod, loader, reduce=None) -> dict:
             "eval_token_accuracy": (tot[2] / tot[1].clamp(min=1)).item()}
 
 
-def _loader(encoded, pad_id, batch_size):
-    sampler = LengthBucketSampler([len(x.input_ids) for x in encoded], batch_size, 0, shuffle=False)
-    return torch.utils.data.DataLoader(encoded, batch_sampler=sampler, collate_fn=lambda b: collate(b, pad_id))
-
-
-def _score(model, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size, label,
-           log) -> dict:
+def _score(model, task, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size,
+           label, log) -> dict:
     res = {}
     if encoded:
-        m = evaluate_loss(CausalLMLoss(model), _loader(encoded, tokenizer.pad_token_id, batch_size))
+        loader = ordered_loader(encoded, batch_size, functools.partial(task.collate_batch, tokenizer=tokenizer))
+        m = evaluate_loss(task.loss_module(model), loader)
         res = {"loss": m["eval_loss"], "perplexity": m["eval_perplexity"], "token_accuracy": m["eval_token_accuracy"]}
     if prompts:
         log(f"{label}: generating {len(prompts)} answers...")
@@ -68,26 +62,16 @@ def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     cfg = run.config
     tokenizer = run.tokenizer
-    fmt, examples = read_examples(data_path, cfg.columns, cfg.system_prompt)
-    if cfg.task == "clm":
-        from ..data.load import file_kind
-        from ..data.tokenize import pack_text
-
-        encoded = pack_text(tokenizer, [e.text for e in examples], block_size=cfg.max_seq_len,
-                            separator_eos=file_kind(Path(data_path)) != "txt")
-        prompts = refs = musts = []
-    else:
-        encoded, _, _ = encode_examples(tokenizer, examples, max_seq_len=cfg.max_seq_len, overlong="truncate",
-                                        train_on=cfg.train_on, path=data_path)
-        chats = [e for e in examples if e.messages]
-        prompts = [e.messages[:-1] for e in chats]
-        refs = [e.messages[-1]["content"] for e in chats]
-        musts = [e.must_contain for e in chats]
+    task = get_task(cfg.task)
+    n_rows, encoded, chats = task.eval_items(cfg, tokenizer, data_path)
+    prompts = [e.messages[:-1] for e in chats]
+    refs = [e.messages[-1]["content"] for e in chats]
+    musts = [e.must_contain for e in chats]
     if max_new_tokens is None and refs:
         longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
         max_new_tokens = min(512, int(longest * 1.5) + 8)
-    args = (tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size)
-    result = {"rows": len(examples), "tuned": _score(run.model, *args, "tuned", log), "base": None}
+    args = (task, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size)
+    result = {"rows": n_rows, "tuned": _score(run.model, *args, "tuned", log), "base": None}
     if base:
         with run.base_model() as base_model:
             result["base"] = _score(base_model, *args, "base", log)

@@ -6,6 +6,7 @@ Each task module exposes:
     load_model(cfg, tokenizer)                     the model with the task's head
     loss_module(model)                             nn.Module: batch -> (summed loss, count, correct)
     collate_batch(items, tokenizer)                encoded items -> tensors
+    eval_items(cfg, tokenizer, path)               a held-out file -> (rows, encoded items, chats to answer)
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..data.formats import describe, read_examples
 from ..data.load import file_kind
+from ..data.tokenize import pack_text
 from ..errors import TunesmithError
 from . import Prepared
 from .sft import collate_batch, load_model, loss_module  # noqa: F401  (same causal-LM head and loss as SFT)
@@ -24,8 +25,6 @@ def _texts(path, columns, log, label):
 
 
 def prepare(cfg, tokenizer, log) -> Prepared:
-    from ..data.tokenize import pack_text
-
     texts, sep = _texts(cfg.data, cfg.columns, log, "data")
     if cfg.val_data:
         val_texts, vsep = _texts(cfg.val_data, cfg.columns, log, "validation")
@@ -38,3 +37,9 @@ def prepare(cfg, tokenizer, log) -> Prepared:
     val = pack_text(tokenizer, val_texts, block_size=cfg.max_seq_len, separator_eos=vsep)[: cfg.val_max_rows]
     log(f"packed into {len(train)} training and {len(val)} validation blocks of {cfg.max_seq_len} tokens")
     return Prepared(train, val, {"format": "text", "train_rows": len(train), "val_rows": len(val)})
+
+
+def eval_items(cfg, tokenizer, path):
+    """A held-out text file as (document count, packed blocks, no conversations to generate for)."""
+    texts, sep = _texts(path, cfg.columns, lambda m: None, "eval")
+    return len(texts), pack_text(tokenizer, texts, block_size=cfg.max_seq_len, separator_eos=sep), []

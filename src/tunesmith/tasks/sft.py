@@ -45,3 +45,11 @@ def prepare(cfg, tokenizer, log) -> Prepared:
         raise TunesmithError(f"{cfg.data}: no trainable examples left after max_seq_len={cfg.max_seq_len}")
     return Prepared(train, val, {"format": fmt, "truncated": n_trunc + v_trunc, "dropped": n_drop + v_drop,
                                  "train_rows": len(train), "val_rows": len(val)})
+
+
+def eval_items(cfg, tokenizer, path):
+    """A held-out file as (row count, encoded items for the loss, conversations to generate answers for)."""
+    _, examples = read_examples(path, cfg.columns, cfg.system_prompt)
+    encoded, _, _ = encode_examples(tokenizer, examples, max_seq_len=cfg.max_seq_len, overlong="truncate",
+                                    train_on=cfg.train_on, path=path)
+    return len(examples), encoded, [e for e in examples if e.messages]

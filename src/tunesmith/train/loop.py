@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, save_config
-from ..data.batch import LengthBucketSampler
+from ..data.batch import LengthBucketSampler, ordered_loader
 from ..errors import TunesmithError
 from ..eval.evaluate import evaluate_loss
 from ..models.load import load_tokenizer
@@ -121,10 +121,7 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
     collate_fn = functools.partial(task.collate_batch, tokenizer=tokenizer)
     sampler = LengthBucketSampler([len(x.input_ids) for x in data.train], cfg.batch_size, cfg.seed)
     train_dl = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, collate_fn=collate_fn)
-    val_dl = torch.utils.data.DataLoader(
-        data.val, batch_sampler=LengthBucketSampler([len(x.input_ids) for x in data.val], cfg.batch_size * 2,
-                                                    cfg.seed, shuffle=False),
-        collate_fn=collate_fn) if data.val else None
+    val_dl = ordered_loader(data.val, cfg.batch_size * 2, collate_fn) if data.val else None
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
