@@ -76,7 +76,7 @@ def test_validation_errors_name_the_field(tmp_path):
     p = _yaml(tmp_path, "data: d.jsonl\nlora:\n  r: 0\n")
     assert _err(p) == f"{p}: invalid config: lora.r: Input should be greater than or equal to 1"
     assert _err(None) == "invalid config: data: Field required"
-    assert _err(None, data="d", task="xx") == "invalid config: task: Input should be 'sft' or 'clm'"
+    assert _err(None, data="d", task="xx") == "invalid config: task: Input should be 'sft', 'clm', 'classify', 'tokens' or 'mlm'"
     assert _err(None, data="d", max_seq_len=4) == "invalid config: max_seq_len: Input should be greater than or equal to 8"
     msg = _err(None, data="d", val_fraction=1.5, bogus=1)
     assert msg.startswith("invalid config: val_fraction: Input should be less than 1; ")

@@ -44,7 +44,7 @@ def train(
     model: Optional[str] = typer.Option(None, help="alias (smollm2-135m), local HF folder or hub id"),
     data: Optional[str] = typer.Option(None, help="training file: JSONL/JSON/CSV/Parquet/TXT"),
     val_data: Optional[str] = typer.Option(None, help="validation file (default: hold out a slice of --data)"),
-    task: Optional[str] = typer.Option(None, help="sft | clm"),
+    task: Optional[str] = typer.Option(None, help="sft | clm | classify | tokens | mlm"),
     method: Optional[str] = typer.Option(None, help="lora | full"),
     output: Optional[str] = typer.Option(None, help="run folder to create"),
     epochs: Optional[float] = typer.Option(None, help="passes over the data (default: auto)"),
@@ -65,6 +65,14 @@ def train(
     target_modules: Optional[str] = typer.Option(None, help="'all-linear' or a comma list, e.g. q_proj,v_proj"),
     column: Optional[list[str]] = typer.Option(None, help="map a column: yours=expected (repeatable)"),
     system_prompt: Optional[str] = typer.Option(None, help="system turn for conversations without one"),
+    label_column: Optional[str] = typer.Option(None, help="classify: column with the label (default 'label')"),
+    text_pair_column: Optional[str] = typer.Option(None, help="classify: column with a second text"),
+    multi_label: Optional[bool] = typer.Option(None, "--multi-label", help="classify: several labels per row"),
+    class_weight: Optional[str] = typer.Option(None, help="classify: none | balanced (for imbalanced data)"),
+    threshold: Optional[float] = typer.Option(None, help="classify multi-label: probability to predict a label"),
+    label_subwords: Optional[str] = typer.Option(None, help="tokens: first (default) | all sub-tokens labelled"),
+    whole_word_mask: Optional[bool] = typer.Option(None, "--whole-word-mask", help="mlm: mask whole words"),
+    mlm_probability: Optional[float] = typer.Option(None, help="mlm: share of tokens masked (0.15)"),
     config: Optional[Path] = typer.Option(None, help="YAML config; flags override it"),
     force: bool = typer.Option(False, help="replace an existing run folder"),
 ):
@@ -79,7 +87,11 @@ def train(
                        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                        max_seq_len=max_seq_len, overlong=overlong, train_on=train_on, scheduler=scheduler,
                        seed=seed, eval_every=eval_every, early_stopping_patience=patience,
-                       columns=_columns(column), system_prompt=system_prompt,
+                       columns=_columns(column), system_prompt=system_prompt, label_column=label_column,
+                       text_pair_column=text_pair_column, multi_label=multi_label, class_weight=class_weight,
+                       threshold=threshold,
+                       label_subwords=label_subwords, whole_word_mask=whole_word_mask,
+                       mlm_probability=mlm_probability,
                        **{"lora.r": lora_r, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
                           "lora.target_modules": targets})
     _quiet_libraries()
@@ -93,33 +105,52 @@ def _strip_private(res):
     return res
 
 
+LOWER_BETTER = {"loss", "perplexity"}
+
+
+def _change(key, b, t):
+    better = (t < b) if key in LOWER_BETTER else (t > b)
+    return f"[{'green' if better else 'red'}]{t - b:+.4g}[/]"
+
+
 def print_comparison(result: dict, title: str):
+    """One row per scalar metric: the base model (or the chance/majority baselines) beside the tuned run."""
     from rich.console import Console
     from rich.table import Table
 
+    base, tuned = result.get("base") or {}, result["tuned"]
+    baselines = [k for k in ("chance", "majority") if isinstance(base.get(k), dict)]
+    cols = baselines or ["base"]
     table = Table(title=title)
     table.add_column("metric")
-    table.add_column("base", justify="right")
+    for c in cols:
+        table.add_column(c, justify="right")
     table.add_column("fine-tuned", justify="right")
-    table.add_column("change", justify="right")
-    base, tuned = result.get("base") or {}, result["tuned"]
-    lower_better = {"loss", "perplexity"}
-    for key in ("loss", "perplexity", "token_accuracy", "exact_match", "token_f1", "rouge_l", "contains"):
-        if tuned.get(key) is None:
+    table.add_column(f"change vs {cols[-1]}", justify="right")
+    for key, t in tuned.items():
+        if not isinstance(t, (int, float)) or key.startswith("_"):
             continue
-        b, t = base.get(key), tuned[key]
-        change = ""
-        if b is not None:
-            better = (t < b) if key in lower_better else (t > b)
-            change = f"[{'green' if better else 'red'}]{t - b:+.4g}[/]"
-        table.add_row(key, "-" if b is None else f"{b:.4g}", f"{t:.4g}", change)
-    Console(stderr=True).print(table)
+        refs = [(base.get(c) or {}).get(key) for c in baselines] if baselines else [base.get(key)]
+        table.add_row(key, *["-" if b is None else f"{b:.4g}" for b in refs], f"{t:.4g}",
+                      "" if refs[-1] is None else _change(key, refs[-1], t))
+    console = Console(stderr=True)
+    console.print(table)
+    per = tuned.get("per_class") or tuned.get("per_type")
+    if per:
+        detail = Table(title="per class" if "per_class" in tuned else "per entity type")
+        for c in ("name", "precision", "recall", "f1", "support"):
+            detail.add_column(c, justify="left" if c == "name" else "right")
+        for name, m in per.items():
+            detail.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+        console.print(detail)
+    if result.get("confusion_matrix"):
+        console.print(f"confusion matrix: {result['confusion_matrix']}")
 
 
 @app.command("eval")
 def eval_cmd(
     run: Path = typer.Argument(..., help="run folder"),
-    data: str = typer.Option(..., help="held-out file (rows may carry must_contain)"),
+    data: str = typer.Option(..., help="held-out file in the training format (SFT rows may carry must_contain)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
     no_base: bool = typer.Option(False, "--no-base", help="skip the base-model comparison"),
     batch_size: int = typer.Option(16),
@@ -134,9 +165,67 @@ def eval_cmd(
     clean = _strip_private(result)
     (r.path / f"eval_{Path(data).stem}.json").write_text(json.dumps(clean, indent=2))
     if as_json:
-        typer.echo(json.dumps({"base": clean["base"], "tuned": clean["tuned"]}))
+        typer.echo(json.dumps({"task": r.config.task, "rows": clean["rows"], "base": clean["base"],
+                               "tuned": clean["tuned"]}))
     else:
         print_comparison(result, f"{r.path} on {data} ({result['rows']} rows)")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="run folder"),
+    text: Optional[list[str]] = typer.Option(None, help="an input text (repeatable)"),
+    data: Optional[str] = typer.Option(None, help="a file of inputs: rows with 'text' (or CoNLL / 'tokens')"),
+    output: Optional[Path] = typer.Option(None, help="write JSON lines here instead of stdout"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per input line"),
+):
+    """Labels with probabilities (classify), entities with character spans (tokens), or generated text."""
+    from .run import Run
+
+    if bool(text) == bool(data):
+        raise TunesmithError("give --text (one or more) or --data FILE")
+    _quiet_libraries()
+    r = Run(run)
+    inputs = list(text) if text else _predict_inputs(r, data)
+    results = r.predict(inputs)
+    lines = [json.dumps(x, ensure_ascii=False) for x in results]
+    if output:
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in lines))
+        tmp.replace(output)
+        typer.echo(f"wrote {len(lines)} predictions to {output}", err=True)
+    elif as_json:
+        for line in lines:
+            typer.echo(line)
+    else:
+        for x, res in zip(inputs, results):
+            typer.echo(_describe_prediction(x, res))
+
+
+def _predict_inputs(r, path: str) -> list:
+    from .data.labelled import CONLL_SUFFIXES, read_tagged
+    from .data.load import load_rows
+
+    if Path(path).suffix.lower() in CONLL_SUFFIXES:
+        return [{"tokens": s.words} for s in read_tagged(path, r.config.columns)]
+    rows = []
+    for line, row in load_rows(path, r.config.columns):
+        if not isinstance(row.get("text"), str) and not isinstance(row.get("tokens"), list):
+            raise TunesmithError(f"{path}:{line}: needs a 'text' field (map yours with the run's columns)")
+        rows.append(row)
+    return rows
+
+
+def _describe_prediction(x, res: dict) -> str:
+    shown = x if isinstance(x, str) else x.get("text") or " ".join(x.get("tokens", []))
+    if "entities" in res:
+        ents = ", ".join(f"{e['text']} [{e['type']} {e['score']:.2f}]" for e in res["entities"]) or "(no entities)"
+        return f"{shown}\n  -> {ents}"
+    if "scores" in res:
+        label = res.get("label", res.get("labels"))
+        top = sorted(res["scores"].items(), key=lambda kv: -kv[1])[:3]
+        return f"{label}\t" + " ".join(f"{k}={v:.3f}" for k, v in top) + f"\t{shown}"
+    return json.dumps(res, ensure_ascii=False)
 
 
 @app.command()

@@ -25,7 +25,7 @@ class RunConfig(BaseModel):
     data: str
     val_data: str | None = None
     output: str = "runs/latest"
-    task: Literal["sft", "clm"] = "sft"
+    task: Literal["sft", "clm", "classify", "tokens", "mlm"] = "sft"
     method: Literal["lora", "full"] = "lora"
     lora: LoraConfig = LoraConfig()
 
@@ -37,6 +37,16 @@ class RunConfig(BaseModel):
     train_on: Literal["assistant", "all"] = "assistant"
     val_fraction: float = Field(0.1, gt=0, lt=1)
     val_max_rows: int = Field(200, ge=1)
+
+    # classify / tokens / mlm
+    label_column: str = Field("label", description="classify: the column holding the label(s)")
+    text_pair_column: str | None = Field(None, description="classify: a second text for pair tasks")
+    multi_label: bool = Field(False, description="classify: several labels per row (a list, or 'a,b' in CSV)")
+    threshold: float = Field(0.5, gt=0, lt=1, description="classify multi-label: probability to predict a label")
+    class_weight: Literal["none", "balanced"] = "none"
+    label_subwords: Literal["first", "all"] = Field("first", description="tokens: which sub-tokens carry a label")
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    whole_word_mask: bool = False
 
     # Optimisation; None means "auto": chosen from the dataset size and method
     epochs: float | None = Field(None, gt=0)
@@ -128,7 +138,7 @@ model: smollm2-135m        # alias (smollm2-135m, minilm-l6), a local HF folder,
 data: train.jsonl          # JSONL/JSON/CSV/Parquet/TXT: messages, prompt/completion, alpaca, ShareGPT or text
 val_data: null             # null = hold out a deterministic slice of `data`
 output: runs/my-run        # the run folder: config, metrics, adapter/weights, plots
-task: sft                  # sft (chat, loss on assistant tokens) | clm (raw text, packed blocks)
+task: sft                  # sft (chat) | clm (raw text) | classify | tokens (NER) | mlm (encoders)
 method: lora               # lora | full
 
 lora:
@@ -142,6 +152,10 @@ system_prompt: null        # added to every conversation without a system turn, 
 max_seq_len: 512
 overlong: truncate         # truncate | drop examples longer than max_seq_len
 train_on: assistant        # assistant (default) | all tokens
+
+# task classify: label_column: label, text_pair_column: null, multi_label: false, class_weight: none|balanced
+# task tokens:   label_subwords: first|all   (CoNLL files or JSONL {{tokens, ner_tags}})
+# task mlm:      mlm_probability: 0.15, whole_word_mask: false
 
 # null = auto: chosen from the dataset size and the method, and printed at the start
 epochs: null

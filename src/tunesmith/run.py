@@ -1,4 +1,4 @@
-"""`Run`: a finished run folder as a Python object you can evaluate, generate from and chat with."""
+"""`Run`: a finished run folder as a Python object you can evaluate, predict with, generate from and chat with."""
 from __future__ import annotations
 
 import contextlib
@@ -23,6 +23,18 @@ class Run:
         f = self.path / "summary.json"
         return json.loads(f.read_text()) if f.is_file() else {}
 
+    @cached_property
+    def meta(self) -> dict:
+        """What the task recorded about its data at training time (labels and their counts, ...)."""
+        f = self.path / "task.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    @property
+    def task(self):
+        from .tasks import get_task
+
+        return get_task(self.config.task)
+
     @property
     def is_adapter(self) -> bool:
         return (self.path / "adapter_config.json").is_file()
@@ -38,18 +50,13 @@ class Run:
 
     @cached_property
     def model(self):
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        from .models.load import load_causal_lm
-
         if self.is_adapter:
             from peft import PeftModel
 
-            base = load_causal_lm(self.config.model, self.config.trust_remote_code)
+            base = self.task.load_model(self.config, self.tokenizer, self.meta)
             model = PeftModel.from_pretrained(base, self.path)
         else:
-            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+            model = self.task.load_model(self.config, self.tokenizer, self.meta, source=self.path)
         return model.eval()
 
     @contextlib.contextmanager
@@ -59,9 +66,7 @@ class Run:
             with self.model.disable_adapter():
                 yield self.model
         else:
-            from .models.load import load_causal_lm
-
-            yield load_causal_lm(self.config.model, self.config.trust_remote_code).eval()
+            yield self.task.load_model(self.config, self.tokenizer, self.meta).eval()
 
     def with_system(self, messages: list[dict]) -> list[dict]:
         from .data.formats import with_system
@@ -69,9 +74,12 @@ class Run:
         return with_system(messages, self.config.system_prompt)
 
     def evaluate(self, data: str | Path, base: bool = True, **kw) -> dict:
-        from .eval.evaluate import evaluate_run
+        """The task's metrics on a held-out file: {"rows", "tuned", "base"}."""
+        return self.task.evaluate(self, str(data), base=base, **kw)
 
-        return evaluate_run(self, str(data), base=base, **kw)
+    def predict(self, inputs: str | list) -> list[dict]:
+        """Labels with probabilities (classify), entities with character spans (tokens), or answers."""
+        return self.task.predict(self, [inputs] if isinstance(inputs, str) else list(inputs))
 
     def generate(self, prompt: str | list[dict], max_new_tokens: int = 256, temperature: float = 0.0) -> str:
         from .eval.generate import generate_batch

@@ -35,12 +35,12 @@ def evaluate_loss(loss_mod, loader, reduce=None) -> dict:
             "eval_token_accuracy": (tot[2] / tot[1].clamp(min=1)).item()}
 
 
-def _score(model, task, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size,
+def _score(model, task, meta, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size,
            label, log) -> dict:
     res = {}
     if encoded:
         loader = ordered_loader(encoded, batch_size, functools.partial(task.collate_batch, tokenizer=tokenizer))
-        m = evaluate_loss(task.loss_module(model), loader)
+        m = evaluate_loss(task.loss_module(model, meta), loader)
         res = {"loss": m["eval_loss"], "perplexity": m["eval_perplexity"], "token_accuracy": m["eval_token_accuracy"]}
     if prompts:
         log(f"{label}: generating {len(prompts)} answers...")
@@ -70,7 +70,7 @@ def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16
     if max_new_tokens is None and refs:
         longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
         max_new_tokens = min(512, int(longest * 1.5) + 8)
-    args = (task, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size)
+    args = (task, run.meta, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size)
     result = {"rows": n_rows, "tuned": _score(run.model, *args, "tuned", log), "base": None}
     if base:
         with run.base_model() as base_model:

@@ -28,10 +28,11 @@ def _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p):
 @torch.no_grad()
 def generate_batch(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int = 128,
                    batch_size: int = 16, temperature: float = 0.0, top_p: float = 1.0, progress=None) -> list[str]:
-    """Answers for many conversations; similar lengths share a batch so little time goes to padding."""
+    """Answers for many conversations (or continuations of plain strings); similar lengths share a batch
+    so little time goes to padding."""
     model.eval()
-    prompts = [tokenizer(render(tokenizer, c, add_generation_prompt=True), add_special_tokens=False)["input_ids"]
-               for c in conversations]
+    prompts = [tokenizer(c if isinstance(c, str) else render(tokenizer, c, add_generation_prompt=True),
+                         add_special_tokens=False)["input_ids"] for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     kw = _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p)

@@ -1,19 +1,23 @@
 """One module per task. Adding a task means adding a module here and a line in TASKS; the loop is shared.
 
 Each task module exposes:
-    NAME, PEFT_TASK
-    prepare(cfg, tokenizer, log) -> Prepared      rows -> encoded train/validation items
-    load_model(cfg, tokenizer)                     the model with the task's head
-    loss_module(model)                             nn.Module: batch -> (summed loss, count, correct)
+    NAME, PEFT_TASK                                PEFT task type (None for a plain PeftModel)
+    CHAT                                           True if the task renders conversations (needs a chat template)
+    HEAD                                           module names trained in full under LoRA (a new head)
+    prepare(cfg, tokenizer, log) -> Prepared       rows -> encoded train/validation items, plus `meta`
+    load_model(cfg, tokenizer, meta, source=None)  the model with the task's head (`source`: a run's own weights)
+    loss_module(model, meta)                       nn.Module: batch -> (summed loss, count, correct)
     collate_batch(items, tokenizer)                encoded items -> tensors
-    eval_items(cfg, tokenizer, path)               a held-out file -> (rows, encoded items, chats to answer)
+    evaluate(run, path, base=True, **kw) -> dict   {"rows", "tuned": metrics, "base": metrics or baselines}
+    predict(run, inputs) -> list[dict]             one JSON-able answer per input text (or row dict)
+`meta` is what the task must remember about its data (labels, counts); it is saved as task.json in the run.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 
-TASKS = {"sft": "sft", "clm": "clm"}
+TASKS = {"sft": "sft", "clm": "clm", "classify": "classify", "tokens": "tokens", "mlm": "mlm"}
 
 
 @dataclass
@@ -21,6 +25,7 @@ class Prepared:
     train: list
     val: list
     info: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
 
 
 def get_task(name: str):

@@ -8,17 +8,19 @@ from ..data.load import file_kind
 from ..data.tokenize import pack_text
 from ..errors import TunesmithError
 from . import Prepared
-from .sft import collate_batch, load_model, loss_module  # noqa: F401  (same causal-LM head and loss as SFT)
+from .sft import collate_batch, evaluate, load_model, loss_module  # noqa: F401  (same head and loss as SFT)
 
 NAME = "clm"
 PEFT_TASK = "CAUSAL_LM"
+CHAT = False
+HEAD = ()
 
 
-def _texts(path, columns, log, label):
+def _texts(path, columns, log, label, task="clm"):
     fmt, examples = read_examples(path, columns)
     if fmt != "text":
-        raise TunesmithError(f"{path}: task clm needs raw text (a .txt file or rows with 'text'), "
-                             f"found {describe(fmt)}; use --task sft")
+        raise TunesmithError(f"{path}: task {task} needs raw text (a .txt file or rows with 'text'), "
+                             f"found {describe(fmt)}" + ("; use --task sft" if task == "clm" else ""))
     log(f"{label}: {path}: detected format 'plain text', {len(examples)} documents")
     # Paragraphs of one .txt file are slices of a single document, not separate documents.
     return [e.text for e in examples], file_kind(Path(path)) != "txt"
@@ -43,3 +45,11 @@ def eval_items(cfg, tokenizer, path):
     """A held-out text file as (document count, packed blocks, no conversations to generate for)."""
     texts, sep = _texts(path, cfg.columns, lambda m: None, "eval")
     return len(texts), pack_text(tokenizer, texts, block_size=cfg.max_seq_len, separator_eos=sep), []
+
+
+def predict(run, inputs) -> list[dict]:
+    """Continuations of each text."""
+    from ..eval.generate import generate_batch
+
+    texts = [x["text"] if isinstance(x, dict) else x for x in inputs]
+    return [{"continuation": c} for c in generate_batch(run.model, run.tokenizer, texts, max_new_tokens=128)]

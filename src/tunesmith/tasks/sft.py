@@ -5,18 +5,21 @@ from ..data.batch import collate, holdout_split
 from ..data.formats import describe, read_examples
 from ..data.tokenize import encode_examples
 from ..models.heads import CausalLMLoss
+from ..eval.evaluate import evaluate_run as evaluate  # noqa: F401  (loss, then generated answers scored)
 from ..models.load import load_causal_lm
 from . import Prepared
 
 NAME = "sft"
 PEFT_TASK = "CAUSAL_LM"
+CHAT = True
+HEAD = ()
 
 
-def load_model(cfg, tokenizer):
-    return load_causal_lm(cfg.model, cfg.trust_remote_code)
+def load_model(cfg, tokenizer, meta=None, source=None):
+    return load_causal_lm(source or cfg.model, cfg.trust_remote_code)
 
 
-def loss_module(model):
+def loss_module(model, meta=None):
     return CausalLMLoss(model)
 
 
@@ -53,3 +56,13 @@ def eval_items(cfg, tokenizer, path):
     encoded, _, _ = encode_examples(tokenizer, examples, max_seq_len=cfg.max_seq_len, overlong="truncate",
                                     train_on=cfg.train_on, path=path)
     return len(examples), encoded, [e for e in examples if e.messages]
+
+
+def predict(run, inputs) -> list[dict]:
+    """Answers to user messages (or to conversations given as {"messages": [...]} rows)."""
+    from ..eval.generate import generate_batch
+
+    chats = [x["messages"] if isinstance(x, dict) and "messages" in x else
+             [{"role": "user", "content": x["text"] if isinstance(x, dict) else x}] for x in inputs]
+    answers = generate_batch(run.model, run.tokenizer, [run.with_system(c) for c in chats], max_new_tokens=256)
+    return [{"answer": a} for a in answers]

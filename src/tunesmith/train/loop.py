@@ -28,7 +28,7 @@ from .report import MetricsLog, plot_losses
 AUTO_LR = {"lora": 1e-3, "full": 5e-5}
 
 
-def auto_settings(cfg: RunConfig, n_train: int) -> dict:
+def auto_settings(cfg: RunConfig, n_train: int, auto_lr: dict | None = None) -> dict:
     """Fill epochs/lr when not given, as OpenAI's "auto" does: ~3 epochs, more for tiny sets, fewer for big."""
     chosen = {}
     if cfg.epochs is None and cfg.max_steps is None:
@@ -39,7 +39,7 @@ def auto_settings(cfg: RunConfig, n_train: int) -> dict:
             epochs = max(1, 25_000 // n_train)
         chosen["epochs"] = float(epochs)
     if cfg.lr is None:
-        chosen["lr"] = AUTO_LR[cfg.method]
+        chosen["lr"] = (auto_lr or AUTO_LR)[cfg.method]
     return chosen
 
 
@@ -101,22 +101,24 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
     task = get_task(cfg.task)
     tune_malloc()
     set_seed(cfg.seed)
-    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=task.CHAT)
     data = task.prepare(cfg, tokenizer, log)  # bad rows stop us here, before any folder is written
 
-    chosen = auto_settings(cfg, len(data.train))
+    chosen = auto_settings(cfg, len(data.train), getattr(task, "AUTO_LR", None))
     if chosen:
         log("auto settings: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items())
             + f" (from {len(data.train)} training examples, method {cfg.method})")
         cfg = cfg.model_copy(update=chosen)
     prepare_run_dir(out, force)
     save_config(cfg, out / "config.yaml")
+    if data.meta:
+        (out / "task.json").write_text(json.dumps(data.meta, indent=2))
 
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
-    model = wrap(task.load_model(cfg, tokenizer), cfg.method, cfg.lora, task.PEFT_TASK)
+    model = wrap(task.load_model(cfg, tokenizer, data.meta), cfg.method, cfg.lora, task.PEFT_TASK, task.HEAD)
     trainable, total = count_params(model)
     log(f"model: {cfg.model}, method {cfg.method}: {trainable:,} trainable of {total:,} parameters")
-    loss_mod = task.loss_module(model)
+    loss_mod = task.loss_module(model, data.meta)
 
     collate_fn = functools.partial(task.collate_batch, tokenizer=tokenizer)
     sampler = LengthBucketSampler([len(x.input_ids) for x in data.train], cfg.batch_size, cfg.seed)

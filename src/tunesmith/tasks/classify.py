@@ -1,0 +1,206 @@
+"""Text classification: one label per row (softmax) or several (a sigmoid per label), optional text pair.
+
+Encoders (BERT/RoBERTa family) and decoders (a classification head on the last real token) alike.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.batch import holdout_split
+from ..data.labelled import check_known, label_order, read_labelled
+from ..errors import TunesmithError
+from ..models.load import load_pretrained
+from . import Prepared
+
+NAME = "classify"
+PEFT_TASK = "SEQ_CLS"
+CHAT = False
+HEAD = ("classifier", "score")  # BERT-style and decoder-style head names
+AUTO_LR = {"lora": 5e-4, "full": 5e-5}
+
+
+@dataclass
+class Item:
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+    target: int | list[float] | None
+    line: int | str = 0
+
+
+def _read(cfg, path, labelled=True):
+    return read_labelled(path, cfg.columns, cfg.label_column, cfg.text_pair_column, cfg.multi_label, labelled)
+
+
+def encode(tokenizer, rows, names, multi_label: bool, max_len: int) -> list[Item]:
+    texts = [r.text for r in rows]
+    pairs = [r.pair for r in rows] if rows and rows[0].pair is not None else None
+    if pairs is not None and tokenizer.sep_token is None:  # decoders have no pair template: one text, a newline
+        texts, pairs = [f"{t}\n{p}" for t, p in zip(texts, pairs)], None
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_len) if rows else {"input_ids": []}
+    index = {n: i for i, n in enumerate(names)}
+    items = []
+    for j, r in enumerate(rows):
+        if not r.labels and not multi_label:
+            target = None
+        elif multi_label:
+            target = [1.0 if n in r.labels else 0.0 for n in names]
+        else:
+            target = index[r.labels[0]]
+        tt = enc["token_type_ids"][j] if "token_type_ids" in enc else None
+        items.append(Item(enc["input_ids"][j], tt, target, r.line))
+    return items
+
+
+def prepare(cfg, tokenizer, log) -> Prepared:
+    rows = _read(cfg, cfg.data)
+    if cfg.val_data:
+        val_rows = _read(cfg, cfg.val_data)
+    else:
+        rows, val_rows = holdout_split(rows, cfg.val_fraction, cfg.val_max_rows, cfg.seed)
+    names = label_order(lab for r in rows for lab in r.labels)
+    if len(names) < 2:
+        raise TunesmithError(f"{cfg.data}: classification needs at least two different labels, found "
+                             f"{names or 'none'} in column '{cfg.label_column}'")
+    check_known(cfg.val_data or cfg.data, val_rows, names)
+    counts = [sum(n in r.labels for r in rows) for n in names]
+    weights = None
+    if cfg.class_weight == "balanced":
+        if cfg.multi_label:  # positives of a rare label count as much as its negatives
+            weights = [(len(rows) - c) / max(c, 1) for c in counts]
+        else:  # N / (K * n_c): the mean weight over the training rows stays 1
+            weights = [len(rows) / (len(names) * max(c, 1)) for c in counts]
+    shown = ", ".join(f"{n}: {c}" for n, c in list(zip(names, counts))[:12])
+    log(f"data: {cfg.data}: {len(rows)} training rows, {len(val_rows)} validation rows, {len(names)} labels "
+        f"({shown}{', ...' if len(names) > 12 else ''})" + ("; multi-label" if cfg.multi_label else ""))
+    if weights:
+        log("class weights: " + ", ".join(f"{n}: {w:.2f}" for n, w in zip(names, weights)))
+    train = encode(tokenizer, rows, names, cfg.multi_label, cfg.max_seq_len)
+    val = encode(tokenizer, val_rows, names, cfg.multi_label, cfg.max_seq_len)
+    meta = {"labels": names, "multi_label": cfg.multi_label, "train_counts": counts, "train_rows": len(rows),
+            "class_weights": weights}
+    return Prepared(train, val, {"train_rows": len(train), "val_rows": len(val), "labels": len(names)}, meta)
+
+
+def load_model(cfg, tokenizer, meta, source=None):
+    names = meta["labels"]
+    model = load_pretrained(
+        "AutoModelForSequenceClassification", source or cfg.model, cfg.trust_remote_code,
+        num_labels=len(names), id2label={i: str(n) for i, n in enumerate(names)},
+        label2id={str(n): i for i, n in enumerate(names)}, pad_token_id=tokenizer.pad_token_id,
+        problem_type="multi_label_classification" if meta["multi_label"] else "single_label_classification")
+    return model
+
+
+class ClassifyLoss(nn.Module):
+    """Cross-entropy (or per-label BCE), class-weighted when asked; returns (sum, count, correct)."""
+
+    def __init__(self, model, meta):
+        super().__init__()
+        self.model, self.multi = model, meta["multi_label"]
+        w = meta.get("class_weights")
+        self.register_buffer("weight", torch.tensor(w, dtype=torch.float32) if w else None, persistent=False)
+
+    def forward(self, input_ids, attention_mask, labels, token_type_ids=None):
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits.float()
+        if self.multi:
+            loss = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=self.weight, reduction="sum")
+            return loss, labels.numel(), ((logits > 0) == (labels > 0.5)).sum()
+        loss = F.cross_entropy(logits, labels, reduction="none")
+        if self.weight is not None:
+            loss = loss * self.weight[labels]
+        return loss.sum(), labels.numel(), (logits.argmax(-1) == labels).sum()
+
+
+def loss_module(model, meta):
+    return ClassifyLoss(model, meta)
+
+
+def collate_batch(items, tokenizer):
+    width = max(len(x.input_ids) for x in items)
+    ids = torch.full((len(items), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    types = torch.zeros((len(items), width), dtype=torch.long) if items[0].token_type_ids is not None else None
+    for row, x in enumerate(items):
+        ids[row, :len(x.input_ids)] = torch.tensor(x.input_ids)
+        mask[row, :len(x.input_ids)] = 1
+        if types is not None:
+            types[row, :len(x.input_ids)] = torch.tensor(x.token_type_ids)
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = types
+    if items[0].target is not None:
+        batch["labels"] = torch.tensor([x.target for x in items],
+                                       dtype=torch.float32 if isinstance(items[0].target, list) else torch.long)
+    return batch
+
+
+def probabilities(model, tokenizer, items, multi_label: bool, batch_size: int = 64) -> list[list[float]]:
+    from ..eval.infer import per_item
+
+    act = torch.sigmoid if multi_label else functools.partial(torch.softmax, dim=-1)
+    return per_item(model, items, functools.partial(collate_batch, tokenizer=tokenizer),
+                    lambda lg: act(lg).tolist(), batch_size)
+
+
+def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=None, **_) -> dict:
+    """Accuracy, macro/micro F1 and per-class figures; `base` holds chance and majority-class baselines,
+    since an untrained head is no base model worth the name."""
+    from ..eval.classification import class_baselines, class_metrics, confusion_png
+
+    cfg, meta = run.config, run.meta
+    names, multi = meta["labels"], meta["multi_label"]
+    rows = _read(cfg, path)
+    check_known(path, rows, names)
+    items = encode(run.tokenizer, rows, names, multi, cfg.max_seq_len)
+    probs = probabilities(run.model, run.tokenizer, items, multi, batch_size)
+    if multi:
+        y_true = [[int(t) for t in x.target] for x in items]
+        y_pred = [[int(p >= cfg.threshold) for p in ps] for ps in probs]
+    else:
+        y_true = [x.target for x in items]
+        y_pred = [max(range(len(ps)), key=ps.__getitem__) for ps in probs]
+    tuned = class_metrics(y_true, y_pred, names, multi)
+    result = {"rows": len(rows), "tuned": tuned, "base": None}
+    if not multi:
+        png = confusion_png(y_true, y_pred, names, run.path / f"confusion_{Path(path).stem}.png",
+                            f"{run.path.name} on {Path(path).name}")
+        result["confusion_matrix"] = str(png)
+    if base:
+        result["base"] = class_baselines(y_true, names, meta["train_counts"], meta["train_rows"], multi)
+    return result
+
+
+def predict(run, inputs) -> list[dict]:
+    """{"label", "scores"} per input (multi-label: {"labels", "scores"}); inputs are texts or row dicts."""
+    from ..data.labelled import LabelledText
+
+    cfg, meta = run.config, run.meta
+    names, multi = meta["labels"], meta["multi_label"]
+    rows = []
+    for i, x in enumerate(inputs, start=1):
+        if isinstance(x, str):
+            rows.append(LabelledText(i, x, None))
+        else:
+            rows.append(LabelledText(i, x["text"], x.get(cfg.text_pair_column) if cfg.text_pair_column else None))
+    if cfg.text_pair_column and any(r.pair is None for r in rows):
+        print(f"note: this run was trained on text pairs ('{cfg.text_pair_column}'); inputs without one are "
+              "scored as single texts", file=sys.stderr)
+        for r in rows:
+            r.pair = r.pair or ""
+    items = encode(run.tokenizer, rows, names, multi, cfg.max_seq_len)
+    out = []
+    for ps in probabilities(run.model, run.tokenizer, items, multi):
+        scores = {str(n): round(p, 6) for n, p in zip(names, ps)}
+        if multi:
+            out.append({"labels": [n for n, p in zip(names, ps) if p >= cfg.threshold], "scores": scores})
+        else:
+            out.append({"label": names[max(range(len(ps)), key=ps.__getitem__)], "scores": scores})
+    return out

@@ -1,0 +1,212 @@
+"""Masked-LM continued pre-training for encoders: packed blocks, dynamic 80/10/10 masking.
+
+Training blocks are masked afresh at every batch; validation blocks are masked once, with a fixed seed,
+so every evaluation scores the same masked positions.
+"""
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.tokenize import IGNORE
+from ..errors import TunesmithError
+from ..eval.evaluate import evaluate_run as evaluate  # noqa: F401  (masked-token loss and perplexity, vs the base)
+from ..models.load import load_pretrained
+from . import Prepared
+from .clm import _texts
+
+NAME = "mlm"
+PEFT_TASK = None
+CHAT = False
+HEAD = ("transform", "lm_head.dense", "lm_head.layer_norm")  # BERT / RoBERTa MLM head layers before the decoder
+AUTO_LR = {"lora": 1e-3, "full": 1e-4}
+VAL_MASK_SEED = 1234
+
+
+@dataclass
+class Item:
+    input_ids: list[int]
+    word_start: list[bool]
+    prob: float
+    whole_word: bool
+    masked: tuple[list[int], list[int]] | None = None  # fixed (inputs, labels), for validation
+    line: int = 0
+
+
+def mask_tokens(ids, word_start, special: set, mask_id: int, vocab: int, prob: float, whole_word: bool,
+                rng) -> tuple[list[int], list[int]]:
+    """Pick ~prob of the tokens (or of whole words); of those 80% -> [MASK], 10% -> random, 10% kept."""
+    inputs, labels = list(ids), [IGNORE] * len(ids)
+    chosen = [False] * len(ids)
+    if whole_word:
+        pick = False
+        for i, tok in enumerate(ids):
+            if tok in special:
+                continue
+            if word_start[i]:
+                pick = rng.random() < prob
+            chosen[i] = pick
+    else:
+        chosen = [tok not in special and rng.random() < prob for tok in ids]
+    for i, c in enumerate(chosen):
+        if not c:
+            continue
+        labels[i] = ids[i]
+        r = rng.random()
+        if r < 0.8:
+            inputs[i] = mask_id
+        elif r < 0.9:
+            inputs[i] = rng.randrange(vocab)
+    return inputs, labels
+
+
+def pack(tokenizer, texts, block: int, prob: float, whole_word: bool) -> list[Item]:
+    """[CLS] + block-2 tokens + [SEP] per item, documents running on across blocks."""
+    if tokenizer.mask_token_id is None:
+        raise TunesmithError(f"{tokenizer.name_or_path}: tokenizer has no mask token; task mlm needs an encoder "
+                             "(BERT/RoBERTa family)")
+    ids, starts = [], []
+    for t in texts:
+        enc = tokenizer(t, add_special_tokens=False)
+        prev = None
+        for tok, w in zip(enc["input_ids"], enc.word_ids()):
+            ids.append(tok)
+            starts.append(w is None or w != prev)
+            prev = w
+    n = block - 2
+    cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    out = []
+    for s in range(0, len(ids), n):
+        if len(ids) - s < n // 4 and out:  # a short tail teaches little; drop it
+            break
+        out.append(Item([cls] + ids[s:s + n] + [sep], [True] + starts[s:s + n] + [True], prob, whole_word,
+                        line=1 + s // n))
+    return out
+
+
+def _special(tokenizer) -> set:
+    return set(tokenizer.all_special_ids)
+
+
+def _fixed(tokenizer, items: list[Item], seed: int) -> list[Item]:
+    rng, special = random.Random(seed), _special(tokenizer)
+    for x in items:
+        x.masked = mask_tokens(x.input_ids, x.word_start, special, tokenizer.mask_token_id, len(tokenizer),
+                               x.prob, x.whole_word, rng)
+    return items
+
+
+def prepare(cfg, tokenizer, log) -> Prepared:
+    texts, _ = _texts(cfg.data, cfg.columns, log, "data", task="mlm")
+    if cfg.val_data:
+        val_texts, _ = _texts(cfg.val_data, cfg.columns, log, "validation", task="mlm")
+    else:
+        n_val = max(1, round(len(texts) * cfg.val_fraction)) if len(texts) > 1 else 0
+        texts, val_texts = texts[: len(texts) - n_val], texts[len(texts) - n_val:]
+        log(f"validation: held out the last {n_val} documents")
+    kw = dict(block=cfg.max_seq_len, prob=cfg.mlm_probability, whole_word=cfg.whole_word_mask)
+    train = pack(tokenizer, texts, **kw)
+    val = _fixed(tokenizer, pack(tokenizer, val_texts, **kw)[: cfg.val_max_rows], VAL_MASK_SEED)
+    log(f"packed into {len(train)} training and {len(val)} validation blocks of {cfg.max_seq_len} tokens; "
+        f"masking {cfg.mlm_probability:.0%} of {'words' if cfg.whole_word_mask else 'tokens'} (80/10/10)")
+    return Prepared(train, val, {"format": "text", "train_rows": len(train), "val_rows": len(val)})
+
+
+def _build_head(model, missing: list[str]) -> bool:
+    """Give a checkpoint without an MLM head (e.g. a sentence-embedding MiniLM) a deterministic one:
+    identity transform, unit LayerNorm, zero bias; the decoder stays tied to the word embeddings."""
+    params = dict(model.named_parameters())
+    built = False
+    with torch.no_grad():
+        for key in missing:
+            p = params.get(key)
+            if p is None:
+                continue
+            built = True
+            if p.dim() == 2 and p.shape[0] == p.shape[1]:
+                p.copy_(torch.eye(p.shape[0]))
+            elif "norm" in key.lower() and key.endswith("weight"):
+                p.fill_(1.0)
+            elif key.endswith("bias"):
+                p.zero_()
+    return built
+
+
+def load_model(cfg, tokenizer, meta=None, source=None):
+    model, info = load_pretrained("AutoModelForMaskedLM", source or cfg.model, cfg.trust_remote_code,
+                                  output_loading_info=True)
+    missing = [k for k in info.get("missing_keys", []) if "decoder.weight" not in k]
+    if missing and _build_head(model, missing) and source is None:
+        print(f"note: {cfg.model} has no pre-trained MLM head; built one (identity transform, decoder tied to "
+              "the word embeddings) that training will fit", file=sys.stderr)
+    return model
+
+
+class MaskedLMLoss(nn.Module):
+    """Cross-entropy at masked positions only: the 30k-wide vocabulary projection runs on ~15% of tokens."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels):
+        lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        head = next((getattr(lm, n) for n in ("cls", "lm_head") if hasattr(lm, n)), None)
+        keep = labels != IGNORE
+        if head is None:  # unknown layout: full logits
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[keep]
+        else:
+            hidden = lm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+            logits = head(hidden[keep])
+        y = labels[keep]
+        logits = logits.float()
+        return F.cross_entropy(logits, y, reduction="sum"), y.numel(), (logits.argmax(-1) == y).sum()
+
+
+def loss_module(model, meta=None):
+    return MaskedLMLoss(model)
+
+
+def collate_batch(items, tokenizer):
+    special = _special(tokenizer)
+    width = max(len(x.input_ids) for x in items)
+    ids = torch.full((len(items), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, x in enumerate(items):
+        inputs, labs = x.masked or mask_tokens(x.input_ids, x.word_start, special, tokenizer.mask_token_id,
+                                               len(tokenizer), x.prob, x.whole_word, random)
+        n = len(inputs)
+        ids[row, :n], labels[row, :n], mask[row, :n] = torch.tensor(inputs), torch.tensor(labs), 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def eval_items(cfg, tokenizer, path):
+    """A held-out text file as (document count, blocks masked with the fixed validation seed, no prompts)."""
+    texts, _ = _texts(path, cfg.columns, lambda m: None, "eval", task="mlm")
+    items = pack(tokenizer, texts, cfg.max_seq_len, cfg.mlm_probability, cfg.whole_word_mask)
+    return len(texts), _fixed(tokenizer, items, VAL_MASK_SEED), []
+
+
+def predict(run, inputs) -> list[dict]:
+    """Fill each [MASK] in the input texts: the top 5 tokens with their probabilities."""
+    tok, model = run.tokenizer, run.model
+    out = []
+    with torch.no_grad():
+        for x in inputs:
+            text = x["text"] if isinstance(x, dict) else x
+            enc = tok(text, return_tensors="pt", truncation=True, max_length=run.config.max_seq_len)
+            logits = model(**enc).logits[0]
+            fills = []
+            for pos in (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist():
+                p, i = torch.softmax(logits[pos].float(), -1).topk(5)
+                fills.append([{"token": tok.decode([int(t)]).strip(), "score": round(float(s), 4)}
+                              for s, t in zip(p, i)])
+            out.append({"masks": fills})
+    return out
