@@ -61,3 +61,62 @@ def qa_rows(n: int, start: int = 0):
     return [{"messages": [{"role": "user", "content": f"code {i}?"},
                           {"role": "assistant", "content": f"The code is {words[i % len(words)]}."}]}
             for i in range(start, start + n)]
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from tunesmith.models.registry import resolve_model
+
+    return Path(resolve_model("minilm-l6"))
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer(minilm_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory, bert_tokenizer) -> Path:
+    """A 2-layer, hidden-32 BERT with MiniLM's uncased WordPiece tokenizer, saved as a local HF folder."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(bert_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=4, max_position_embeddings=256, pad_token_id=bert_tokenizer.pad_token_id)
+    out = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(cfg).save_pretrained(out)  # no task head, like the embedded MiniLM
+    bert_tokenizer.save_pretrained(out)
+    return out
+
+
+def write_csv(path: Path, header: list[str], rows) -> Path:
+    import csv
+
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def sentiment_rows(n: int, seed: int = 0, keyword_last: bool = False):
+    """Separable two-class texts: a word list decides the label, filler words vary.
+
+    keyword_last puts the deciding word at the end, where a decoder's classification head reads."""
+    import random
+
+    rng = random.Random(seed)
+    good, bad = ["great", "lovely", "excellent", "superb"], ["awful", "broken", "terrible", "poor"]
+    filler = ["the", "phone", "food", "film", "was", "really", "quite", "service", "today", "and"]
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.sample(filler, 4) + [rng.choice(good if label == "pos" else bad)]
+        rng.shuffle(words)
+        if keyword_last:
+            words = [w for w in words if w in filler] + [w for w in words if w not in filler]
+        rows.append({"text": " ".join(words), "label": label})
+    return rows

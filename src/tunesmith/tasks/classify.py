@@ -24,6 +24,7 @@ PEFT_TASK = "SEQ_CLS"
 CHAT = False
 HEAD = ("classifier", "score")  # BERT-style and decoder-style head names
 AUTO_LR = {"lora": 5e-4, "full": 5e-5}
+ACCURACY_NAME = "acc"  # per row, not per token
 
 
 @dataclass

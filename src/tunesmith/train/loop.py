@@ -147,12 +147,14 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
     bar = _Progress(total_steps)
     loss_mod.train()
 
+    acc_name = getattr(task, "ACCURACY_NAME", "token_acc")
+
     def run_eval() -> bool:
         nonlocal best, best_step, bad_evals
         row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, 'sum'))}
         metrics.write(row)
         bar.log(f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
-                f"token_acc {row['eval_token_accuracy']:.3f}")
+                f"{acc_name} {row['eval_token_accuracy']:.3f}")
         if row["eval_loss"] < best - 1e-6:
             best, best_step, bad_evals = row["eval_loss"], step, 0
             if accelerator.is_main_process:
