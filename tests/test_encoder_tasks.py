@@ -230,3 +230,17 @@ def test_mlm_builds_a_tied_head_and_lowers_masked_loss(tiny_bert, tmp_path):
     assert evals[-1] < 0.6 * evals[0]
     res = run.evaluate(tmp_path / "t.txt")
     assert res["tuned"]["loss"] < res["base"]["loss"] and res["tuned"]["perplexity"] < res["base"]["perplexity"]
+
+
+def test_mlm_lora_trains_the_built_head_and_reloads_identically(tiny_bert, tmp_path):
+    (tmp_path / "t.txt").write_text("\n\n".join(f"the cat number {i} sat on the mat." for i in range(300)))
+    run = _train(tiny_bert, tmp_path, "run", task="mlm", data=str(tmp_path / "t.txt"), method="lora",
+                 max_steps=10, lr=1e-2, eval_every=10)
+    from safetensors import safe_open
+
+    with safe_open(run.path / "adapter_model.safetensors", "pt") as f:
+        keys = list(f.keys())
+    assert any("transform.dense" in k for k in keys) and any("lora_A" in k for k in keys)
+    assert not any("transform.dense.lora" in k for k in keys)  # the head is trained whole, not adapted
+    first = run.evaluate(tmp_path / "t.txt", base=False)["tuned"]["loss"]
+    assert Run(run.path).evaluate(tmp_path / "t.txt", base=False)["tuned"]["loss"] == pytest.approx(first, rel=1e-5)
