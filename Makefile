@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tunesmith-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean bench
 
 install: $(STAMP)
 
@@ -22,3 +22,7 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+bench: $(STAMP)  # peers (TRL) are an optional extra, not runtime dependencies
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]"
+	$(PY) -m bench

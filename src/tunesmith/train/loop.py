@@ -189,7 +189,8 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
                 now = time.perf_counter()
                 tps = window_tokens / max(now - t_window, 1e-9)
                 metrics.write({"step": step, "epoch": round(epoch + 1e-9, 4), "train_loss": window_loss / window_n,
-                               "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps, "tokens": tokens})
+                               "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps, "tokens": tokens,
+                               "elapsed": round(now - t0, 4)})
                 bar.update(step, window_loss / window_n, tps, now - t0)
                 window_tokens, window_loss, window_n, t_window = 0, 0.0, 0, now
                 if val_dl is not None and (step % eval_every == 0 or step == total_steps):
