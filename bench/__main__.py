@@ -62,7 +62,7 @@ def _stats(values):
 
 def main():
     p = argparse.ArgumentParser(prog="python -m bench")
-    p.add_argument("--systems", default="tunesmith,hf,hf-grouped")
+    p.add_argument("--systems", default="tunesmith,hf,hf-grouped,trl,trl-packed")
     p.add_argument("--rounds", type=int, default=3)
     add_run_args(p, DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=HERE / "results")
