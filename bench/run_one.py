@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,10 +42,8 @@ def summarise(step_tokens: list[int], step_times: list[float], losses: list[floa
 
 def run_tunesmith(args, tokenizer, items):
     import tunesmith
-    from tunesmith.data.formats import read_examples
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ts-"))
-    _, examples = read_examples(args.data)
     rows = [json.loads(x) for x in Path(args.data).read_text().splitlines() if x.strip()]
     (tmp / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[: args.rows]))
     (tmp / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[args.rows: args.rows + 2]))
