@@ -58,16 +58,17 @@ def ordered_loader(items, batch_size: int, collate_fn):
     return torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate_fn)
 
 
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    """Right-pad lists of ids into one (rows, longest) tensor."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
 def collate(items, pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad; padding is marked by the attention mask and IGNORE labels, never by token id
     (SmolLM2's pad token is its end-of-turn token, which must stay a label)."""
-    width = max(len(x.input_ids) for x in items)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, x in enumerate(items):
-        n = len(x.input_ids)
-        ids[row, :n] = torch.tensor(x.input_ids)
-        labels[row, :n] = torch.tensor(x.labels)
-        mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {"input_ids": pad([x.input_ids for x in items], pad_id),
+            "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
+            "labels": pad([x.labels for x in items], IGNORE)}

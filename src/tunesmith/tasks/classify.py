@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.batch import holdout_split
+from ..data.batch import holdout_split, pad
 from ..data.labelled import check_known, label_order, read_labelled
 from ..errors import TunesmithError
 from ..models.load import load_pretrained
@@ -125,18 +125,10 @@ def loss_module(model, meta):
 
 
 def collate_batch(items, tokenizer):
-    width = max(len(x.input_ids) for x in items)
-    ids = torch.full((len(items), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    types = torch.zeros((len(items), width), dtype=torch.long) if items[0].token_type_ids is not None else None
-    for row, x in enumerate(items):
-        ids[row, :len(x.input_ids)] = torch.tensor(x.input_ids)
-        mask[row, :len(x.input_ids)] = 1
-        if types is not None:
-            types[row, :len(x.input_ids)] = torch.tensor(x.token_type_ids)
-    batch = {"input_ids": ids, "attention_mask": mask}
-    if types is not None:
-        batch["token_type_ids"] = types
+    batch = {"input_ids": pad([x.input_ids for x in items], tokenizer.pad_token_id),
+             "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0)}
+    if items[0].token_type_ids is not None:
+        batch["token_type_ids"] = pad([x.token_type_ids for x in items], 0)
     if items[0].target is not None:
         batch["labels"] = torch.tensor([x.target for x in items],
                                        dtype=torch.float32 if isinstance(items[0].target, list) else torch.long)

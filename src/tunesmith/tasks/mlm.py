@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.batch import pad
 from ..data.tokenize import IGNORE
 from ..errors import TunesmithError
 from ..eval.evaluate import evaluate_run as evaluate  # noqa: F401  (masked-token loss and perplexity, vs the base)
@@ -175,16 +176,11 @@ def loss_module(model, meta=None):
 
 def collate_batch(items, tokenizer):
     special = _special(tokenizer)
-    width = max(len(x.input_ids) for x in items)
-    ids = torch.full((len(items), width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, x in enumerate(items):
-        inputs, labs = x.masked or mask_tokens(x.input_ids, x.word_start, special, tokenizer.mask_token_id,
-                                               len(tokenizer), x.prob, x.whole_word, random)
-        n = len(inputs)
-        ids[row, :n], labels[row, :n], mask[row, :n] = torch.tensor(inputs), torch.tensor(labs), 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    masked = [x.masked or mask_tokens(x.input_ids, x.word_start, special, tokenizer.mask_token_id, len(tokenizer),
+                                      x.prob, x.whole_word, random) for x in items]
+    return {"input_ids": pad([m[0] for m in masked], tokenizer.pad_token_id),
+            "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
+            "labels": pad([m[1] for m in masked], IGNORE)}
 
 
 def eval_items(cfg, tokenizer, path):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.batch import holdout_split
+from ..data.batch import holdout_split, pad
 from ..data.labelled import TaggedSentence, read_tagged, split_words
 from ..data.tokenize import IGNORE
 from ..errors import TunesmithError
@@ -124,19 +124,10 @@ def loss_module(model, meta=None):
 
 
 def collate_batch(items, tokenizer):
-    width = max(len(x.input_ids) for x in items)
-    ids = torch.full((len(items), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
-    for row, x in enumerate(items):
-        n = len(x.input_ids)
-        ids[row, :n] = torch.tensor(x.input_ids)
-        mask[row, :n] = 1
-        if x.labels is not None:
-            labels[row, :n] = torch.tensor(x.labels)
-    batch = {"input_ids": ids, "attention_mask": mask}
+    batch = {"input_ids": pad([x.input_ids for x in items], tokenizer.pad_token_id),
+             "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0)}
     if items[0].labels is not None:
-        batch["labels"] = labels
+        batch["labels"] = pad([x.labels for x in items], IGNORE)
     return batch
 
 
