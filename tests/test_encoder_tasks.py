@@ -244,3 +244,32 @@ def test_mlm_lora_trains_the_built_head_and_reloads_identically(tiny_bert, tmp_p
     assert not any("transform.dense.lora" in k for k in keys)  # the head is trained whole, not adapted
     first = run.evaluate(tmp_path / "t.txt", base=False)["tuned"]["loss"]
     assert Run(run.path).evaluate(tmp_path / "t.txt", base=False)["tuned"]["loss"] == pytest.approx(first, rel=1e-5)
+
+
+def test_text_pairs_use_segment_ids_on_encoders_and_a_newline_on_decoders(bert_tokenizer, tokenizer):
+    from tunesmith.data.labelled import LabelledText
+    from tunesmith.tasks.classify import encode
+
+    rows = [LabelledText(1, "is it cheap", "yes it is", ["yes"])]
+    item = encode(bert_tokenizer, rows, ["no", "yes"], False, 64)[0]
+    toks = bert_tokenizer.convert_ids_to_tokens(item.input_ids)
+    assert toks == ["[CLS]", "is", "it", "cheap", "[SEP]", "yes", "it", "is", "[SEP]"]
+    assert item.token_type_ids == [0] * 5 + [1] * 4 and item.target == 1
+    dec = encode(tokenizer, rows, ["no", "yes"], False, 64)[0]  # SmolLM2 has no pair template
+    assert tokenizer.decode(dec.input_ids) == "is it cheap\nyes it is" and dec.token_type_ids is None
+
+
+def test_mlm_validation_masks_are_fixed_and_training_masks_change(bert_tokenizer, tmp_path):
+    from tunesmith.config import build_config
+    from tunesmith.tasks import mlm
+
+    (tmp_path / "t.txt").write_text("\n\n".join(f"line {i} of the text, said the fool." for i in range(200)))
+    cfg = build_config(None, model="x", data="x", task="mlm", max_seq_len=64)
+    _, a, _ = mlm.eval_items(cfg, bert_tokenizer, tmp_path / "t.txt")
+    _, b, _ = mlm.eval_items(cfg, bert_tokenizer, tmp_path / "t.txt")
+    assert [x.masked for x in a] == [x.masked for x in b]
+    assert torch.equal(mlm.collate_batch(a, bert_tokenizer)["labels"], mlm.collate_batch(b, bert_tokenizer)["labels"])
+    train = mlm.pack(bert_tokenizer, ["some words to mask " * 60], 64, 0.15, False)
+    first, second = mlm.collate_batch(train, bert_tokenizer), mlm.collate_batch(train, bert_tokenizer)
+    assert not torch.equal(first["labels"], second["labels"])
+    assert torch.equal(first["attention_mask"], second["attention_mask"])
