@@ -19,19 +19,43 @@ from .run_one import RUN_ARGS, add_run_args
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "support_bitext" / "train.jsonl"
 LORA_FLOP_PER_PARAM = 4  # forward (2) + backward through frozen weights (2): no weight gradients
+FULL_FLOP_PER_PARAM = 6  # ... + weight gradients (2)
+GPTEACHER = DEFAULT_DATA.parent.parent / "instructions_gpteacher" / "train.jsonl"
+CONVERGENCE_TOL = 2e-3  # max |loss difference| per step, padding-free vs padded: float reassociation only
 
 
-def matmul_gflops(size: int = 2048, reps: int = 10) -> float:
-    """Plain fp32 matmul speed here, with the threads torch uses by default."""
-    import torch
+def longtail_mix(support: Path, out: Path, rows: int, seed: int = 0) -> Path:
+    """A long-tailed length mix from the shared data: mostly single instructions (90-380 tokens) and one
+    in five a multi-turn support chat of 3-5 joined conversations (400+ tokens), shuffled."""
+    import random
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    for _ in range(2):
-        a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * size**3 * reps / (time.perf_counter() - t) / 1e9
+    rng = random.Random(seed)
+    chats = [json.loads(x) for x in support.read_text().splitlines() if x.strip()]
+    short = [json.loads(x) for x in GPTEACHER.read_text().splitlines() if x.strip()] if GPTEACHER.is_file() else chats
+    mix = []
+    for i in range(rows):
+        if i % 5 == 4:
+            mix.append({"messages": [m for c in rng.sample(chats, rng.randint(3, 5)) for m in c["messages"]]})
+        else:
+            mix.append(rng.choice(short))
+    rng.shuffle(mix)
+    out.write_text("".join(json.dumps(r) + "\n" for r in mix))
+    return out
+
+
+def is_full(system: str) -> bool:
+    return system.endswith("-full")
+
+
+def convergence(runs: dict) -> dict | None:
+    """Per-step training loss, tunesmith (padding-free) against tunesmith-padded, round by round."""
+    a, b = runs.get("tunesmith", []), runs.get("tunesmith-padded", [])
+    diffs = [max(abs(x - y) for x, y in zip(ra["losses"], rb["losses"]))
+             for ra, rb in zip(a, b) if "losses" in ra and "losses" in rb]
+    if not diffs:
+        return None
+    return {"max_abs_loss_diff": max(diffs), "tolerance": CONVERGENCE_TOL, "ok": max(diffs) <= CONVERGENCE_TOL,
+            "steps": len(a[0]["losses"])}
 
 
 def matmul_params(model_name: str) -> int:
@@ -62,26 +86,36 @@ def _stats(values):
 
 def main():
     p = argparse.ArgumentParser(prog="python -m bench")
-    p.add_argument("--systems", default="tunesmith,hf,hf-grouped,trl,trl-packed")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--systems", default="tunesmith,tunesmith-padded,hf,trl,trl-packed,tunesmith-full,hf-full",
+                   help="any of: tunesmith, tunesmith-padded, tunesmith-compile, tunesmith-ckpt, tunesmith-full, "
+                        "hf, hf-grouped, hf-full, trl, trl-packed")
+    p.add_argument("--mix", choices=["support", "longtail"], default="support",
+                   help="support: a slice of --data; longtail: instructions plus 1-in-5 long multi-turn chats")
+    p.add_argument("--rounds", type=int, default=2)
     add_run_args(p, DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args()
     if not args.data.is_file():
         sys.exit(f"bench: data file {args.data} not found (expected ../shared/data next to the repo; pass --data)")
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if args.mix == "longtail":
+        args.out.mkdir(parents=True, exist_ok=True)
+        args.data = longtail_mix(args.data, args.out / "longtail-mix.jsonl", args.rows + 2)
 
-    gflops = matmul_gflops()
-    limit = gflops * 1e9 / (LORA_FLOP_PER_PARAM * matmul_params(args.model))
-    print(f"matmul: {gflops:.0f} GFLOP/s -> LoRA limit {limit:.0f} tokens/s", file=sys.stderr)
+    n_params = matmul_params(args.model)
     runs: dict[str, list[dict]] = {s: [] for s in systems}
     for r in range(args.rounds):
         for s in systems:
             res = run(s, args)
             runs[s].append(res)
-            shown = res.get("error") or res.get("missing") or f"{res['tokens_per_s']:.1f} tok/s"
+            shown = res.get("error") or res.get("missing") or \
+                f"{res['tokens_per_s']:.1f} tok/s (matmul {res['matmul_gflops']:.0f} GFLOP/s)"
             print(f"round {r + 1}/{args.rounds} {s}: {shown}", file=sys.stderr, flush=True)
 
+    # Each run measured the matmul ceiling in its own process just before training (the machine drifts)
+    gflops = statistics.median(x["matmul_gflops"] for rs in runs.values() for x in rs if "matmul_gflops" in x)
+    limit = gflops * 1e9 / (LORA_FLOP_PER_PARAM * n_params)
+    full_limit = gflops * 1e9 / (FULL_FLOP_PER_PARAM * n_params)
     summary = {}
     for s, rs in runs.items():
         ok = [x for x in rs if "tokens_per_s" in x]
@@ -91,9 +125,12 @@ def main():
         summary[s] = {k: _stats([x[k] for x in ok]) for k in ("tokens_per_s", "s_per_step", "peak_rss_gb",
                                                                "final_loss")}
         summary[s]["runs"] = len(ok)
-        summary[s]["fraction_of_limit"] = summary[s]["tokens_per_s"]["median"] / limit
+        per_param = FULL_FLOP_PER_PARAM if is_full(s) else LORA_FLOP_PER_PARAM
+        summary[s]["fraction_of_limit"] = statistics.median(
+            x["tokens_per_s"] * per_param * n_params / (x["matmul_gflops"] * 1e9) for x in ok)
     result = {"settings": {k: str(v) for k, v in vars(args).items()}, "matmul_gflops": gflops,
-              "lora_limit_tokens_per_s": limit, "systems": summary, "raw": runs}
+              "lora_limit_tokens_per_s": limit, "full_limit_tokens_per_s": full_limit, "systems": summary,
+              "convergence": convergence(runs), "raw": runs}
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(result, indent=2))
@@ -103,11 +140,12 @@ def main():
 
 
 def markdown(result: dict, systems: list[str]) -> str:
+    """The table the README quotes; ratios are tunesmith's median over each peer's (full FT against full FT)."""
     s = result["systems"]
-    ours = s.get("tunesmith", {}).get("tokens_per_s", {}).get("median")
-    lines = [f"matmul {result['matmul_gflops']:.0f} GFLOP/s; LoRA limit {result['lora_limit_tokens_per_s']:.0f} "
-             "tokens/s", "",
-             "| system | tokens/s median (range) | s/step | peak RSS GB | final loss | % of limit | tunesmith x |",
+
+    lines = [f"matmul {result['matmul_gflops']:.0f} GFLOP/s (median over runs, each measured just before it); limit {result['lora_limit_tokens_per_s']:.0f} "
+             f"tokens/s LoRA, {result['full_limit_tokens_per_s']:.0f} full fine-tuning", "",
+             "| system | tokens/s median (range) | s/step | peak RSS GB | final loss | % of matmul limit | tunesmith x: speed / RSS |",
              "|---|---|---|---|---|---|---|"]
     for name in systems:
         m = s[name]
@@ -115,10 +153,22 @@ def markdown(result: dict, systems: list[str]) -> str:
             lines.append(f"| {name} | unavailable: {m['unavailable']} | | | | | |")
             continue
         t = m["tokens_per_s"]
-        ratio = f"{ours / t['median']:.2f}" if ours and name != "tunesmith" else ""
+        ref = s.get("tunesmith-full" if is_full(name) else "tunesmith", {})
+        ratio = ""
+        if "tokens_per_s" in ref and not name.startswith("tunesmith"):
+            ratio = (f"{ref['tokens_per_s']['median'] / t['median']:.2f} / "
+                     f"{ref['peak_rss_gb']['median'] / m['peak_rss_gb']['median']:.2f}")
         lines.append(f"| {name} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | "
                      f"{m['s_per_step']['median']:.2f} | {m['peak_rss_gb']['median']:.2f} | "
                      f"{m['final_loss']['median']:.4f} | {100 * m['fraction_of_limit']:.0f}% | {ratio} |")
+    c = result.get("convergence")
+    if c:
+        lines += ["", f"Convergence: padding-free vs padded, same batches, {c['steps']} steps: max |loss difference| "
+                      f"{c['max_abs_loss_diff']:.2e} (tolerance {c['tolerance']:g}): {'ok' if c['ok'] else 'FAILED'}"]
+    st = result["settings"]
+    lines += ["", f"Settings: {st['rows']} rows of {Path(st['data']).name}, batch {st['batch']}, {st['steps']} steps "
+                  f"({st['warmup']} warm-up steps not timed), max_len {st['max_len']}, LoRA r16/alpha 32/dropout 0, "
+                  f"lr {st['lr']} (full {st['full_lr']}), {st['rounds']} rounds alternated."]
     return "\n".join(lines) + "\n"
 
 

@@ -73,6 +73,11 @@ def train(
     label_subwords: Optional[str] = typer.Option(None, help="tokens: first (default) | all sub-tokens labelled"),
     whole_word_mask: Optional[bool] = typer.Option(None, "--whole-word-mask", help="mlm: mask whole words"),
     mlm_probability: Optional[float] = typer.Option(None, help="mlm: share of tokens masked (0.15)"),
+    padding_free: Optional[bool] = typer.Option(None, "--padding-free/--padded",
+                                                help="sft/clm: one packed row per batch, no pad tokens (default)"),
+    compile: Optional[bool] = typer.Option(None, "--compile", help="torch.compile the layers (warm-up ~1 min)"),
+    gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing",
+                                                          help="less memory, slower steps"),
     config: Optional[Path] = typer.Option(None, help="YAML config; flags override it"),
     force: bool = typer.Option(False, help="replace an existing run folder"),
 ):
@@ -91,7 +96,8 @@ def train(
                        text_pair_column=text_pair_column, multi_label=multi_label, class_weight=class_weight,
                        threshold=threshold,
                        label_subwords=label_subwords, whole_word_mask=whole_word_mask,
-                       mlm_probability=mlm_probability,
+                       mlm_probability=mlm_probability, padding_free=padding_free, compile=compile,
+                       gradient_checkpointing=gradient_checkpointing,
                        **{"lora.r": lora_r, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
                           "lora.target_modules": targets})
     _quiet_libraries()

@@ -60,6 +60,14 @@ class RunConfig(BaseModel):
     max_grad_norm: float | None = Field(1.0, gt=0)
     seed: int = 42
 
+    # Speed and memory (README, "Speed"); each was measured, none changes what is computed
+    padding_free: bool = Field(True, description="sft/clm: concatenate each batch into one row, "
+                                                 "attention isolated per example, no pad tokens")
+    compile: bool = Field(False, description="torch.compile each decoder layer: faster steps, "
+                                             "about a minute of compiling first")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: "
+                                                            "less memory, slower steps")
+
     # Evaluation and stopping
     eval_every: int | None = Field(None, ge=1, description="optimizer steps; None = about 5 times a run")
     early_stopping_patience: int | None = Field(3, ge=1)

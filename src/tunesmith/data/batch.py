@@ -72,3 +72,27 @@ def collate(items, pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": pad([x.input_ids for x in items], pad_id),
             "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
             "labels": pad([x.labels for x in items], IGNORE)}
+
+
+def collate_packed(items) -> dict[str, torch.Tensor]:
+    """Padding-free: concatenate the batch into one row. Positions restart at each example and the
+    segment boundaries go to the attention (models/attention.py), so each example sees only itself; the
+    first label of each example is dropped because, shifted, it would be predicted from the previous one."""
+    ids, labels, pos, bounds = [], [], [], [0]
+    for x in items:
+        n = len(x.input_ids)
+        ids += x.input_ids
+        labels += [IGNORE] + list(x.labels[1:])
+        pos += range(n)
+        bounds.append(bounds[-1] + n)
+    longest = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+    cu = torch.tensor(bounds, dtype=torch.int32)
+    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+            "position_ids": torch.tensor([pos]), "cu_seq_lens_q": cu, "cu_seq_lens_k": cu,
+            "max_length_q": longest, "max_length_k": longest}
+
+
+def real_tokens(batch: dict) -> int:
+    """Non-pad tokens in a batch, padded or packed."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else batch["input_ids"].numel()

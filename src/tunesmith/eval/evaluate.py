@@ -21,10 +21,11 @@ def evaluate_loss(loss_mod, loader, reduce=None) -> dict:
     was_training = loss_mod.training
     loss_mod.eval()
     tot = None
-    for batch in loader:
-        loss, n, correct = loss_mod(**batch)
-        row = torch.tensor([loss.item(), float(n), float(correct)], dtype=torch.float64, device=loss.device)
-        tot = row if tot is None else tot + row
+    with torch.no_grad():
+        for batch in loader:
+            loss, n, correct = loss_mod(**batch)
+            row = torch.tensor([loss.item(), float(n), float(correct)], dtype=torch.float64, device=loss.device)
+            tot = row if tot is None else tot + row
     if tot is None:
         tot = torch.zeros(3, dtype=torch.float64)
     if reduce is not None:

@@ -14,6 +14,7 @@ NAME = "clm"
 PEFT_TASK = "CAUSAL_LM"
 CHAT = False
 HEAD = ()
+PADDING_FREE = True  # examples stand alone: a batch can be one packed row
 
 
 def _texts(path, columns, log, label, task="clm"):

@@ -13,6 +13,7 @@ NAME = "sft"
 PEFT_TASK = "CAUSAL_LM"
 CHAT = True
 HEAD = ()
+PADDING_FREE = True  # examples stand alone: a batch can be one packed row
 
 
 def load_model(cfg, tokenizer, meta=None, source=None):
