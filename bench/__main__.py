@@ -31,7 +31,11 @@ def longtail_mix(support: Path, out: Path, rows: int, seed: int = 0) -> Path:
 
     rng = random.Random(seed)
     chats = [json.loads(x) for x in support.read_text().splitlines() if x.strip()]
-    short = [json.loads(x) for x in GPTEACHER.read_text().splitlines() if x.strip()] if GPTEACHER.is_file() else chats
+    short = chats
+    if GPTEACHER.is_file():  # instruction rows, turned into chats so the file has one format
+        inst = [json.loads(x) for x in GPTEACHER.read_text().splitlines() if x.strip()]
+        short = [{"messages": [{"role": "user", "content": (r["instruction"] + "\n\n" + r.get("input", "")).strip()},
+                               {"role": "assistant", "content": r["response"]}]} for r in inst]
     mix = []
     for i in range(rows):
         if i % 5 == 4:
@@ -99,8 +103,10 @@ def main():
         sys.exit(f"bench: data file {args.data} not found (expected ../shared/data next to the repo; pass --data)")
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if args.mix == "longtail":
-        args.out.mkdir(parents=True, exist_ok=True)
-        args.data = longtail_mix(args.data, args.out / "longtail-mix.jsonl", args.rows + 2)
+        import tempfile  # built from the shared data at each run, never written into the repo
+
+        args.data = longtail_mix(args.data, Path(tempfile.mkdtemp(prefix="bench-mix-")) / "longtail.jsonl",
+                                 args.rows + 2)
 
     n_params = matmul_params(args.model)
     runs: dict[str, list[dict]] = {s: [] for s in systems}
@@ -113,7 +119,10 @@ def main():
             print(f"round {r + 1}/{args.rounds} {s}: {shown}", file=sys.stderr, flush=True)
 
     # Each run measured the matmul ceiling in its own process just before training (the machine drifts)
-    gflops = statistics.median(x["matmul_gflops"] for rs in runs.values() for x in rs if "matmul_gflops" in x)
+    measured = [x["matmul_gflops"] for rs in runs.values() for x in rs if "matmul_gflops" in x]
+    if not measured:
+        sys.exit("bench: no system completed a run; see the errors above")
+    gflops = statistics.median(measured)
     limit = gflops * 1e9 / (LORA_FLOP_PER_PARAM * n_params)
     full_limit = gflops * 1e9 / (FULL_FLOP_PER_PARAM * n_params)
     summary = {}
