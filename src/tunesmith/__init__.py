@@ -8,8 +8,10 @@ from .errors import DataError, TunesmithError  # noqa: E402
 from . import train as _train_stage  # noqa: E402,F401  (load the subpackage now so `train` below stays the function)
 
 
-def train(config: RunConfig | dict | str, force: bool = False, **overrides):
-    """Train from a RunConfig, a dict of settings, or a YAML path (plus keyword overrides); returns a Run."""
+def train(config: RunConfig | dict | str, force: bool = False, resume: bool = False, **overrides):
+    """Train from a RunConfig, a dict of settings, or a YAML path (plus keyword overrides); returns a Run.
+
+    `resume`: continue the interrupted run in the config's `output` from its newest checkpoint."""
     from .train.loop import train as _train
 
     if isinstance(config, dict):
@@ -18,7 +20,7 @@ def train(config: RunConfig | dict | str, force: bool = False, **overrides):
         config = build_config(config, **overrides)
     elif overrides:
         config = config.model_copy(update=overrides)
-    return _train(config, force=force)
+    return _train(config, force=force, resume=resume)
 
 
 def load_run(path) -> "Run":  # noqa: F821

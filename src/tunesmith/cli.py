@@ -78,16 +78,28 @@ def train(
     compile: Optional[bool] = typer.Option(None, "--compile", help="torch.compile the layers (warm-up ~1 min)"),
     gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing",
                                                           help="less memory, slower steps"),
+    save_steps: Optional[int] = typer.Option(None, help="optimizer steps between checkpoints (default: each eval)"),
+    keep_checkpoints: Optional[int] = typer.Option(None, help="newest checkpoints to keep (default 2)"),
+    on_nonfinite: Optional[str] = typer.Option(None, help="stop (default) | skip a step with a NaN/inf loss"),
+    allow_pickle: Optional[bool] = typer.Option(None, "--allow-pickle",
+                                                help="accept a base model's .bin weights (weights_only load)"),
+    resume: Optional[Path] = typer.Option(None, help="continue an interrupted run folder from its newest "
+                                                     "checkpoint; its saved config is reused"),
     config: Optional[Path] = typer.Option(None, help="YAML config; flags override it"),
     force: bool = typer.Option(False, help="replace an existing run folder"),
 ):
     """Fine-tune a model; writes a run folder with weights, metrics, plots and a summary."""
     from . import build_config
-    from .train.loop import train as run_training
 
     targets = target_modules
     if targets and targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
+    if resume is not None:
+        if config is not None or output is not None:
+            raise TunesmithError("--resume reuses the run's saved config and folder; drop --config/--output")
+        if not (resume / "config.yaml").is_file():
+            raise TunesmithError(f"{resume}: not a tunesmith run folder (no config.yaml)")
+        config, output = resume / "config.yaml", str(resume)
     cfg = build_config(config, model=model, data=data, val_data=val_data, task=task, method=method, output=output,
                        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                        max_seq_len=max_seq_len, overlong=overlong, train_on=train_on, scheduler=scheduler,
@@ -97,11 +109,14 @@ def train(
                        threshold=threshold,
                        label_subwords=label_subwords, whole_word_mask=whole_word_mask,
                        mlm_probability=mlm_probability, padding_free=padding_free, compile=compile,
-                       gradient_checkpointing=gradient_checkpointing,
+                       gradient_checkpointing=gradient_checkpointing, save_steps=save_steps,
+                       keep_checkpoints=keep_checkpoints, on_nonfinite=on_nonfinite, allow_pickle=allow_pickle,
                        **{"lora.r": lora_r, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
                           "lora.target_modules": targets})
+    from .train.loop import train as run_training  # torch loads here: a bad config fails before it, at once
+
     _quiet_libraries()
-    run = run_training(cfg, force=force)
+    run = run_training(cfg, force=force, resume=resume is not None)
     typer.echo(str(run.path))
 
 
@@ -295,6 +310,86 @@ def chat(
 
 
 @app.command()
+def check(
+    data: str = typer.Argument(..., help="training file: JSONL/JSON/CSV/Parquet/TXT (CoNLL for --task tokens)"),
+    val: Optional[str] = typer.Option(None, help="validation file: checked too, and for leakage"),
+    test: Optional[str] = typer.Option(None, help="test file: checked too, and for leakage"),
+    model: Optional[str] = typer.Option(None, help="whose tokenizer counts the tokens (default: the config's)"),
+    task: Optional[str] = typer.Option(None, help="sft | clm | classify | tokens | mlm"),
+    method: Optional[str] = typer.Option(None, help="lora | full (for the time estimate)"),
+    max_seq_len: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None, help="default: auto, as train chooses"),
+    column: Optional[list[str]] = typer.Option(None, help="map a column: yours=expected (repeatable)"),
+    label_column: Optional[str] = typer.Option(None, help="classify: column with the label (default 'label')"),
+    multi_label: Optional[bool] = typer.Option(None, "--multi-label", help="classify: several labels per row"),
+    config: Optional[Path] = typer.Option(None, help="YAML config, as for train; flags override it"),
+    no_estimate: bool = typer.Option(False, "--no-estimate", help="skip the timed calibration steps"),
+    fix: Optional[Path] = typer.Option(None, help="write a cleaned copy here (dups, leaks, empty rows removed)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+):
+    """Check data before training: invalid rows, token lengths, duplicates, leakage, personal data, cost."""
+    from . import build_config
+    from .data.check import check as run_check
+    from .data.check_report import print_report
+
+    cfg = build_config(config, data=data, val_data=val, model=model, task=task, method=method,
+                       max_seq_len=max_seq_len, batch_size=batch_size, epochs=epochs, columns=_columns(column),
+                       label_column=label_column, multi_label=multi_label)
+    _quiet_libraries()
+    res = run_check(data, test=test, cfg=cfg, estimate=not no_estimate, fix=fix, show_progress=True)
+    if as_json:
+        typer.echo(json.dumps(res, ensure_ascii=False))
+    else:
+        print_report(res)
+    if not res["ok"]:  # exit 2, after the full report; warnings alone never fail the check
+        from .data.validate import summary
+
+        raise TunesmithError(summary(res["invalid_rows"], limit=1))
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="run folder"),
+    out: Path = typer.Option(..., help="folder to write (absent or empty, unless --force)"),
+    merge: bool = typer.Option(False, "--merge", help="fold the LoRA adapter into the weights: a standalone "
+                                                     "Hugging Face model folder"),
+    gguf: Optional[str] = typer.Option(None, help="write a GGUF for llama.cpp: f32 | f16 | q8_0 "
+                                                  "(Llama-architecture causal LMs)"),
+    force: bool = typer.Option(False, help="replace a non-empty --out folder"),
+):
+    """Export a run: the PEFT adapter (default for LoRA), a merged model (--merge) or a GGUF file (--gguf)."""
+    from .export import export as run_export
+
+    _quiet_libraries()
+    typer.echo(str(run_export(run, out, merge=merge, gguf=gguf, force=force)))
+
+
+@app.command()
+def serve(
+    runs: Optional[list[Path]] = typer.Argument(None, metavar="RUN...",
+                                                help="run folders to serve (LoRA runs on one base share it)"),
+    base: Optional[str] = typer.Option(None, help="also serve this base model (alias, folder or hub id)"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; anything but loopback wants --api-key"),
+    port: int = typer.Option(8000, min=0, max=65535),
+    api_key: Optional[str] = typer.Option(None, help="require 'Authorization: Bearer KEY' "
+                                                     "(default: $TUNESMITH_API_KEY, unset = no key)"),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for the model (default: torch's choice)"),
+):
+    """Serve runs over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/classify, ...)."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:  # fastapi/uvicorn are dependencies, but an old environment may lack them
+        raise TunesmithError(f"serving needs fastapi and uvicorn ({e}); pip install 'fastapi>=0.110' "
+                             "'uvicorn>=0.29'") from None
+    from .serve import serve as run_server
+
+    _quiet_libraries()
+    run_server(list(runs or []), base=base, host=host, port=port, api_key=api_key, threads=threads)
+
+
+@app.command()
 def init(path: Path = typer.Argument(Path("tunesmith.yaml")), force: bool = typer.Option(False)):
     """Write a commented starter config."""
     from .config import STARTER
@@ -320,7 +415,8 @@ def main():
     try:
         app(standalone_mode=False)
     except TunesmithError as e:
-        print(f"error: {e}", file=sys.stderr)
+        one_line = " ".join(str(e).splitlines())  # a wrapped library message may span lines; ours never do
+        print(f"{'' if e.exit_code == 130 else 'error: '}{one_line}", file=sys.stderr)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)

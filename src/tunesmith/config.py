@@ -1,6 +1,7 @@
 """One pydantic object describes a run: loaded from YAML, overridden by flags, saved resolved."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,7 +74,18 @@ class RunConfig(BaseModel):
     early_stopping_patience: int | None = Field(3, ge=1)
     tensorboard: bool = True
 
+    # Checkpoints and failures (README, "Reliability")
+    save_steps: int | None = Field(None, ge=1, description="optimizer steps between resumable checkpoints; "
+                                                          "None = at every evaluation")
+    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept in the run's checkpoints/")
+    resume: Literal["auto"] | None = Field(None, description="auto: continue an interrupted run in `output` "
+                                                             "from its newest checkpoint, else start fresh")
+    on_nonfinite: Literal["stop", "skip"] = Field("stop", description="a NaN/inf loss or gradient: stop the "
+                                                                      "run, or skip that step")
+
     trust_remote_code: bool = False
+    allow_pickle: bool = Field(False, description="load a base model's .bin (pickle) weights, with "
+                                                  "torch.load(weights_only=True); safetensors only otherwise")
 
     @model_validator(mode="after")
     def _check(self):
@@ -82,11 +94,25 @@ class RunConfig(BaseModel):
         return self
 
 
+# Settings as transformers' TrainingArguments and its example scripts name them -> ours.
+HF_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+            "gradient_accumulation_steps": "grad_accum", "max_seq_length": "max_seq_len", "max_length": "max_seq_len",
+            "model_name_or_path": "model", "output_dir": "output", "train_file": "data",
+            "validation_file": "val_data"}
+
+
 def _flatten_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "config"
-        parts.append(f"{loc}: {e['msg']}")
+        hint = ""
+        if e["type"] == "extra_forbidden":  # a misspelt or foreign key: name the closest real one
+            model = LoraConfig if len(e["loc"]) > 1 and e["loc"][0] == "lora" else RunConfig
+            key = str(e["loc"][-1])
+            close = [HF_NAMES[key]] if key in HF_NAMES and model is RunConfig else \
+                difflib.get_close_matches(key, list(model.model_fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+        parts.append(f"{loc}: {e['msg']}{hint}")
     return "; ".join(parts)
 
 
@@ -98,7 +124,9 @@ def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> RunCo
         if not path.is_file():
             raise TunesmithError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_bytes().decode("utf-8-sig")) or {}
+        except UnicodeDecodeError as e:
+            raise TunesmithError(f"{path}: config is not valid UTF-8 (byte {e.object[e.start]:#04x})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
@@ -178,4 +206,9 @@ seed: 42
 
 eval_every: null           # optimizer steps between evaluations; null = about 5 per run
 early_stopping_patience: 3 # evaluations without a better validation loss before stopping
+
+save_steps: null           # optimizer steps between resumable checkpoints; null = at every evaluation
+keep_checkpoints: 2        # newest checkpoints kept in <output>/checkpoints
+resume: null               # auto = continue an interrupted run in `output` (or: tunesmith train --resume DIR)
+on_nonfinite: stop         # stop | skip a step whose loss or gradient is NaN/inf
 """

@@ -14,3 +14,15 @@ class DataError(TunesmithError):
         self.path, self.line, self.message = str(path), line, message
         where = f"{self.path}:{line}" if line else self.path
         super().__init__(f"{where}: {message}")
+
+
+class RunStopped(TunesmithError):
+    """Training stopped on purpose (non-finite loss, a signal); the last good checkpoint is kept."""
+
+    exit_code = 1
+
+
+class Interrupted(RunStopped):
+    """Ctrl-C or SIGTERM: a checkpoint was saved and the message says how to resume."""
+
+    exit_code = 130

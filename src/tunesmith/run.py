@@ -14,6 +14,9 @@ class Run:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.config = load_saved_config(self.path)
+        if not (self.path / "summary.json").is_file():  # written last by train: its absence means a crash
+            raise TunesmithError(f"{self.path}: this run did not finish (interrupted or crashed); continue it "
+                                 f"with: tunesmith train --resume {self.path}")
         if not ((self.path / "adapter_model.safetensors").is_file() or (self.path / "model.safetensors").is_file()
                 or (self.path / "model.safetensors.index.json").is_file()):
             raise TunesmithError(f"{self.path}: run folder has no weights (did training finish?)")

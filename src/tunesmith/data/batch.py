@@ -29,6 +29,7 @@ class LengthBucketSampler(torch.utils.data.Sampler):
     def __init__(self, lengths: list[int], batch_size: int, seed: int, shuffle: bool = True, window: int = 50):
         self.lengths, self.batch_size, self.seed, self.shuffle, self.window = lengths, batch_size, seed, shuffle, window
         self.epoch = 0
+        self.skip = 0  # batches of the next epoch already trained on before a resume; skipped once, uncollated
 
     def set_epoch(self, epoch: int):
         self.epoch = epoch
@@ -46,6 +47,7 @@ class LengthBucketSampler(torch.utils.data.Sampler):
         if self.shuffle:
             rng.shuffle(batches)
         self.epoch += 1
+        batches, self.skip = batches[self.skip:], 0
         return iter(batches)
 
     def __len__(self):

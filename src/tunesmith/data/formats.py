@@ -62,7 +62,7 @@ def _messages(path, line, turns, key, role_key, content_key, role_map) -> list[d
         if not isinstance(turn, dict):
             raise DataError(path, line, f"{where} must be an object")
         role = turn.get(role_key)
-        if role not in role_map:
+        if not isinstance(role, str) or role not in role_map:  # a list or object is no role (and unhashable)
             raise DataError(path, line, f"{where}.{role_key}: unknown role {role!r} "
                             f"(expected one of {', '.join(sorted(role_map))})")
         content = turn.get(content_key)

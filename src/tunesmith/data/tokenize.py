@@ -47,7 +47,7 @@ def assistant_spans(tokenizer, messages) -> tuple[str, list[tuple[int, int, bool
         if m["role"] != "assistant":
             continue
         before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
-        upto = render(tokenizer, messages[: i + 1])
+        upto = full if i == len(messages) - 1 else render(tokenizer, messages[: i + 1])  # one render fewer
         if not full.startswith(upto) or not upto.startswith(before):
             raise ValueError("the chat template does not render conversations prefix by prefix; "
                              "cannot locate assistant turns")
@@ -59,7 +59,14 @@ def assistant_spans(tokenizer, messages) -> tuple[str, list[tuple[int, int, bool
 def encode_chat(tokenizer, messages, *, train_on="assistant") -> tuple[list[int], list[int]]:
     full, spans = assistant_spans(tokenizer, messages)
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    return label_spans(tokenizer, enc["input_ids"], enc["offset_mapping"], spans, train_on=train_on)
+
+
+def label_spans(tokenizer, ids, offsets, spans, *, train_on="assistant") -> tuple[list[int], list[int]]:
+    """Labels for a rendered chat's tokens: the assistant spans' tokens, EOS added where a turn lacks one.
+
+    Separate from encode_chat so many chats can be tokenized in one batched call (`tunesmith check`)."""
+    ids = list(ids)
     if train_on == "all":
         return list(ids), list(ids)
     labels = [IGNORE] * len(ids)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 SEGMENTS = "tunesmith_segments"
+_bounds: list = [None, None]  # (tensor, its values): every layer gets the same tensor; read it to host once
 
 
 def segment_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
@@ -21,7 +22,9 @@ def segment_attention(module, query, key, value, attention_mask, dropout=0.0, sc
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
-    bounds = cu_seq_lens_q.tolist()
+    if _bounds[0] is not cu_seq_lens_q:
+        _bounds[:] = [cu_seq_lens_q, cu_seq_lens_q.tolist()]
+    bounds = _bounds[1]
     gqa = query.shape[1] != key.shape[1]
     causal = getattr(module, "is_causal", True)
     out = torch.cat([F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b],

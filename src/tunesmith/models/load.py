@@ -42,23 +42,53 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, chat: bool = True
     return tok
 
 
-def load_pretrained(auto_class: str, name, trust_remote_code: bool = False, **config_kw):
-    """`auto_class` (e.g. "AutoModelForSequenceClassification") from an alias, folder or hub id, in fp32."""
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_weights(src, allow_pickle: bool = False) -> None:
+    """Refuse a local model folder whose weights exist only as a pickle, before anything opens them.
+
+    Unpickling can run arbitrary code; safetensors cannot. With allow_pickle the .bin is loaded by
+    torch.load(weights_only=True), which unpickles tensors and plain containers only.
+    """
+    if allow_pickle or not isinstance(src, Path) or any((src / f).is_file() for f in SAFE_WEIGHTS):
+        return
+    pickled = next((f for f in PICKLE_WEIGHTS if (src / f).is_file()), None)
+    if pickled:
+        raise TunesmithError(f"{src}: weights are a pickle ({pickled}), which can run code when loaded; convert "
+                             "them to safetensors, or pass --allow-pickle (allow_pickle: true) to load them "
+                             "with torch.load(weights_only=True)")
+
+
+def load_pretrained(auto_class: str, name, trust_remote_code: bool = False, allow_pickle: bool = False,
+                    **config_kw):
+    """`auto_class` (e.g. "AutoModelForSequenceClassification") from an alias, folder or hub id, in fp32.
+
+    Weights come from safetensors only, unless `allow_pickle` (then a .bin is read with weights_only=True).
+    """
     import torch
     import transformers
 
     src = resolve_model(name) if isinstance(name, str) else name
+    check_weights(src, allow_pickle)
     cls = getattr(transformers, auto_class)
+    # use_safetensors=True: transformers never falls back to a .bin; None: safetensors first, then .bin.
+    safety = {"use_safetensors": None if allow_pickle else True, "weights_only": True}
     try:
-        model = cls.from_pretrained(src, dtype=torch.float32, trust_remote_code=trust_remote_code, **config_kw)
+        model = cls.from_pretrained(src, dtype=torch.float32, trust_remote_code=trust_remote_code, **safety,
+                                    **config_kw)
     except OSError as e:
         if isinstance(src, Path):
             raise TunesmithError(f"{src}: cannot load model ({e})") from None
+        if not allow_pickle and "cannot be loaded with `safetensors`" in str(e):
+            raise TunesmithError(f"{name}: the hub model has no safetensors weights; pass --allow-pickle "
+                                 "(allow_pickle: true) to load its .bin with torch.load(weights_only=True)") from None
         raise _hub_error(name, e) from None
     except ValueError as e:  # e.g. an architecture with no such head
         raise TunesmithError(f"{name}: cannot load as {auto_class.removeprefix('AutoModelFor')} ({e})") from None
     return model
 
 
-def load_causal_lm(name, trust_remote_code: bool = False):
-    return load_pretrained("AutoModelForCausalLM", name, trust_remote_code)
+def load_causal_lm(name, trust_remote_code: bool = False, allow_pickle: bool = False):
+    return load_pretrained("AutoModelForCausalLM", name, trust_remote_code, allow_pickle)

@@ -105,7 +105,9 @@ def resolve_model(name: str) -> Path | str:
         if not (path / "config.json").is_file():
             raise TunesmithError(f"{path}: not a model folder (no config.json)")
         return path
-    if name.count("/") == 1 and not name.startswith((".", "/")):
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
         return name  # a hub id; load_* turns an offline failure into a clear message
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        raise TunesmithError(f"{name}: model folder not found (check --model, or `model:` in the config)")
     raise TunesmithError(f"unknown model '{name}': use an alias ({', '.join(ALIASES)}), "
                          "a local folder, or a hub id like org/name")

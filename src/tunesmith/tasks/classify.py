@@ -92,7 +92,7 @@ def prepare(cfg, tokenizer, log) -> Prepared:
 def load_model(cfg, tokenizer, meta, source=None):
     names = meta["labels"]
     model = load_pretrained(
-        "AutoModelForSequenceClassification", source or cfg.model, cfg.trust_remote_code,
+        "AutoModelForSequenceClassification", source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle,
         num_labels=len(names), id2label={i: str(n) for i, n in enumerate(names)},
         label2id={str(n): i for i, n in enumerate(names)}, pad_token_id=tokenizer.pad_token_id,
         problem_type="multi_label_classification" if meta["multi_label"] else "single_label_classification")

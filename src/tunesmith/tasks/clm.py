@@ -28,10 +28,13 @@ def _texts(path, columns, log, label, task="clm"):
 
 
 def prepare(cfg, tokenizer, log) -> Prepared:
-    texts, sep = _texts(cfg.data, cfg.columns, log, "data")
+    said = []  # both files are read before anything is printed: a bad one gives a single error line
+    texts, sep = _texts(cfg.data, cfg.columns, said.append, "data")
     if cfg.val_data:
-        val_texts, vsep = _texts(cfg.val_data, cfg.columns, log, "validation")
-    else:
+        val_texts, vsep = _texts(cfg.val_data, cfg.columns, said.append, "validation")
+    for msg in said:
+        log(msg)
+    if not cfg.val_data:
         # Hold out whole trailing documents (contiguous, so no context leaks across the split).
         n_val = max(1, round(len(texts) * cfg.val_fraction)) if len(texts) > 1 else 0
         texts, val_texts, vsep = texts[: len(texts) - n_val], texts[len(texts) - n_val:], sep

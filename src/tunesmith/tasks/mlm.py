@@ -104,10 +104,13 @@ def _fixed(tokenizer, items: list[Item], seed: int) -> list[Item]:
 
 
 def prepare(cfg, tokenizer, log) -> Prepared:
-    texts, _ = _texts(cfg.data, cfg.columns, log, "data", task="mlm")
+    said = []  # both files are read before anything is printed: a bad one gives a single error line
+    texts, _ = _texts(cfg.data, cfg.columns, said.append, "data", task="mlm")
     if cfg.val_data:
-        val_texts, _ = _texts(cfg.val_data, cfg.columns, log, "validation", task="mlm")
-    else:
+        val_texts, _ = _texts(cfg.val_data, cfg.columns, said.append, "validation", task="mlm")
+    for msg in said:
+        log(msg)
+    if not cfg.val_data:
         n_val = max(1, round(len(texts) * cfg.val_fraction)) if len(texts) > 1 else 0
         texts, val_texts = texts[: len(texts) - n_val], texts[len(texts) - n_val:]
         log(f"validation: held out the last {n_val} documents")
@@ -141,7 +144,7 @@ def _build_head(model, missing: list[str]) -> bool:
 
 def load_model(cfg, tokenizer, meta=None, source=None):
     model, info = load_pretrained("AutoModelForMaskedLM", source or cfg.model, cfg.trust_remote_code,
-                                  output_loading_info=True)
+                                  cfg.allow_pickle, output_loading_info=True)
     missing = [k for k in info.get("missing_keys", []) if "decoder.weight" not in k]
     if missing and _build_head(model, missing) and source is None:
         print(f"note: {cfg.model} has no pre-trained MLM head; built one (identity transform, decoder tied to "

@@ -17,7 +17,7 @@ PADDING_FREE = True  # examples stand alone: a batch can be one packed row
 
 
 def load_model(cfg, tokenizer, meta=None, source=None):
-    return load_causal_lm(source or cfg.model, cfg.trust_remote_code)
+    return load_causal_lm(source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle)
 
 
 def loss_module(model, meta=None):
@@ -30,9 +30,10 @@ def collate_batch(items, tokenizer):
 
 def prepare(cfg, tokenizer, log) -> Prepared:
     fmt, examples = read_examples(cfg.data, cfg.columns, cfg.system_prompt)
+    if cfg.val_data:  # both files are read before anything is printed: a bad one gives a single error line
+        vfmt, val_examples = read_examples(cfg.val_data, cfg.columns, cfg.system_prompt)
     log(f"data: {cfg.data}: detected format '{describe(fmt)}', {len(examples)} rows")
     if cfg.val_data:
-        vfmt, val_examples = read_examples(cfg.val_data, cfg.columns, cfg.system_prompt)
         log(f"validation: {cfg.val_data}: detected format '{describe(vfmt)}', {len(val_examples)} rows")
     else:
         examples, val_examples = holdout_split(examples, cfg.val_fraction, cfg.val_max_rows, cfg.seed)

@@ -103,7 +103,7 @@ def prepare(cfg, tokenizer, log) -> Prepared:
 def load_model(cfg, tokenizer, meta, source=None):
     names = meta["labels"]
     return load_pretrained("AutoModelForTokenClassification", source or cfg.model, cfg.trust_remote_code,
-                           num_labels=len(names), id2label=dict(enumerate(names)),
+                           cfg.allow_pickle, num_labels=len(names), id2label=dict(enumerate(names)),
                            label2id={n: i for i, n in enumerate(names)}, pad_token_id=tokenizer.pad_token_id)
 
 

@@ -15,14 +15,15 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, save_config
+from ..data.validate import invalid_rows, summary
 from ..data.batch import LengthBucketSampler, collate_packed, ordered_loader, real_tokens
-from ..errors import TunesmithError
+from ..errors import Interrupted, RunStopped, TunesmithError
 from ..eval.evaluate import evaluate_loss
 from ..models.attention import use_padding_free
 from ..models.load import load_tokenizer
 from ..models.peft_wrap import count_params, wrap
 from ..tasks import get_task
-from .checkpoint import save_weights
+from .checkpoint import clean_partial, list_checkpoints, load_checkpoint, save_checkpoint, save_weights, write_json_atomic
 from .perf import speed_setup, tune_malloc
 from .report import MetricsLog, plot_losses
 
@@ -48,14 +49,17 @@ def _stderr(msg: str):
     print(msg, file=sys.stderr, flush=True)
 
 
-def prepare_run_dir(out: Path, force: bool) -> None:
+def prepare_run_dir(out: Path, force: bool, check_only: bool = False) -> None:
     if out.exists() and any(out.iterdir()):
         if not force and (out / "config.yaml").exists():
             raise TunesmithError(f"{out}: a run already exists there; choose another --output or pass --force")
         if not force:
             raise TunesmithError(f"{out}: folder is not empty; choose another --output or pass --force")
+        if check_only:
+            return
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not check_only:
+        out.mkdir(parents=True, exist_ok=True)
 
 
 class _Progress:
@@ -88,8 +92,53 @@ class _Progress:
             self.bar.stop()
 
 
-def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
-    """Fine-tune as `cfg` says; returns the finished `Run`."""
+def _resume_point(out: Path, resume: bool, cfg: RunConfig) -> Path | None:
+    """The checkpoint to continue from; None to start fresh. Raises when --resume cannot be honoured."""
+    interrupted = (out / "config.yaml").is_file() and not (out / "summary.json").is_file()
+    if resume and not (out / "config.yaml").is_file():
+        raise TunesmithError(f"{out}: not a tunesmith run folder (no config.yaml); nothing to resume")
+    if resume and not interrupted:
+        raise TunesmithError(f"{out}: this run already finished; nothing to resume")
+    if not (resume or (cfg.resume == "auto" and interrupted)):
+        return None
+    found = list_checkpoints(out)
+    return found[-1] if found else out  # `out` alone: interrupted before its first checkpoint
+
+
+class _Signals:
+    """Ctrl-C / SIGTERM ask the loop to checkpoint and stop after the current step; a second Ctrl-C stops now."""
+
+    def __init__(self):
+        self.received = None
+        self.old = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        _stderr("stopping after this step (checkpoint first); press Ctrl-C again to stop at once")
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_stderr):
+    """Fine-tune as `cfg` says; returns the finished `Run`.
+
+    `resume` (or `cfg.resume == "auto"`): continue the interrupted run in `cfg.output` from its newest
+    checkpoint; with the same config the result equals an uninterrupted run."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_scheduler
@@ -99,10 +148,17 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
     if Path(cfg.model).expanduser().exists():  # so the run folder still finds its base from another cwd
         cfg = cfg.model_copy(update={"model": str(Path(cfg.model).expanduser().resolve())})
     out = Path(cfg.output)
+    start_from = _resume_point(out, resume, cfg)
+    if start_from is None:
+        prepare_run_dir(out, force, check_only=True)  # say so now, not after loading data and model
     task = get_task(cfg.task)
     tune_malloc()
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=task.CHAT)
+    for path in filter(None, (cfg.data, cfg.val_data)):  # several bad rows: say how many, not just the first
+        problems = invalid_rows(path, cfg.task, cfg)
+        if len(problems) > 1:
+            raise TunesmithError(summary(problems))
     data = task.prepare(cfg, tokenizer, log)  # bad rows stop us here, before any folder is written
 
     chosen = auto_settings(cfg, len(data.train), getattr(task, "AUTO_LR", None))
@@ -110,16 +166,19 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
         log("auto settings: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items())
             + f" (from {len(data.train)} training examples, method {cfg.method})")
         cfg = cfg.model_copy(update=chosen)
-    prepare_run_dir(out, force)
-    save_config(cfg, out / "config.yaml")
-    if data.meta:
-        (out / "task.json").write_text(json.dumps(data.meta, indent=2))
-
+    # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     model = wrap(task.load_model(cfg, tokenizer, data.meta), cfg.method, cfg.lora, task.PEFT_TASK, task.HEAD)
     trainable, total = count_params(model)
     log(f"model: {cfg.model}, method {cfg.method}: {trainable:,} trainable of {total:,} parameters")
     loss_mod = task.loss_module(model, data.meta)
+    if start_from is None:
+        prepare_run_dir(out, force)
+    else:
+        clean_partial(out)
+    save_config(cfg, out / "config.yaml")
+    if data.meta:
+        (out / "task.json").write_text(json.dumps(data.meta, indent=2))
 
     collate_fn = functools.partial(task.collate_batch, tokenizer=tokenizer)
     if cfg.padding_free and getattr(task, "PADDING_FREE", False) and use_padding_free(model):
@@ -142,89 +201,156 @@ def train(cfg: RunConfig, *, force: bool = False, log=_stderr):
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     eval_every = cfg.eval_every or max(1, total_steps // 5)
-    log(f"training: {total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
-        f" x accum {cfg.grad_accum}, lr {cfg.lr:g} {cfg.scheduler}, eval every {eval_every} steps")
+    save_every = cfg.save_steps or eval_every
 
-    metrics = MetricsLog(out, cfg.tensorboard)
-    best, best_step, bad_evals, stopped_early = float("inf"), None, 0, False
-    step, tokens, window_tokens, window_loss, window_n = 0, 0, 0, 0.0, 0
+    # What the loop carries between steps; a checkpoint saves exactly this.
+    st = {"epoch": 0, "batches_in_epoch": 0, "tokens": 0, "best": None, "best_step": None, "bad_evals": 0,
+          "elapsed": 0.0, "skipped_steps": 0}
+    step = 0
+    if start_from is not None and start_from != out:
+        saved = load_checkpoint(start_from, accelerator.unwrap_model(loss_mod).model, optimizer, scheduler)
+        st, step = {k: saved[k] for k in st}, saved["step"]
+        log(f"resuming from {start_from} (step {step} of {total_steps})")
+        if scheduler.base_lrs[0] != cfg.lr:  # `--resume RUN --lr X`, e.g. after a non-finite loss
+            log(f"learning rate changed on resume: {scheduler.base_lrs[0]:g} -> {cfg.lr:g}")
+            scheduler.base_lrs = [cfg.lr] * len(scheduler.base_lrs)
+            for group, fn in zip(optimizer.param_groups, scheduler.lr_lambdas):
+                group["initial_lr"], group["lr"] = cfg.lr, cfg.lr * fn(scheduler.last_epoch)
+    elif start_from is not None:
+        log(f"{out}: interrupted before its first checkpoint; starting it again from step 0")
+    log(f"training: {total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
+        f" x accum {cfg.grad_accum}, lr {cfg.lr:g} {cfg.scheduler}, eval every {eval_every} steps, "
+        f"checkpoint every {save_every}")
+
+    resumed = start_from not in (None, out)
+    metrics = MetricsLog(out, cfg.tensorboard, resume_step=step if resumed else None)
+    best = float("inf") if st["best"] is None else st["best"]
+    stopped_early = False
+    window_tokens, window_loss, window_n = 0, 0.0, 0
     t0 = t_window = time.perf_counter()
     bar = _Progress(total_steps)
     loss_mod.train()
 
     acc_name = getattr(task, "ACCURACY_NAME", "token_acc")
+    last_saved = step if resumed else None
+
+    def checkpoint():
+        nonlocal last_saved
+        if accelerator.is_main_process and last_saved != step:
+            now = {**st, "best": None if st["best_step"] is None else best,
+                   "elapsed": st["elapsed"] + time.perf_counter() - t0}
+            save_checkpoint(out, step, accelerator.unwrap_model(loss_mod).model, optimizer, scheduler, now,
+                            cfg.keep_checkpoints)
+        last_saved = step
 
     def run_eval() -> bool:
-        nonlocal best, best_step, bad_evals
+        nonlocal best
         row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, 'sum'))}
         metrics.write(row)
         bar.log(f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
                 f"{acc_name} {row['eval_token_accuracy']:.3f}")
         if row["eval_loss"] < best - 1e-6:
-            best, best_step, bad_evals = row["eval_loss"], step, 0
+            best, st["best_step"], st["bad_evals"] = row["eval_loss"], step, 0
             if accelerator.is_main_process:
                 save_weights(accelerator.unwrap_model(loss_mod).model, out)
             return False
-        bad_evals += 1
-        return cfg.early_stopping_patience is not None and bad_evals >= cfg.early_stopping_patience
+        st["bad_evals"] += 1
+        return cfg.early_stopping_patience is not None and st["bad_evals"] >= cfg.early_stopping_patience
+
+    def non_finite(what: str, value: float) -> None:
+        kept = list_checkpoints(out)
+        raise RunStopped(
+            f"step {step + 1}: {what} is {value} (not finite). Likely causes: a learning rate too high "
+            f"(lr {cfg.lr:g}), no or weak gradient clipping (max_grad_norm {cfg.max_grad_norm}), or bad "
+            f"rows. Last good checkpoint: {kept[-1] if kept else 'none'}; continue with a lower rate: "
+            f"tunesmith train --resume {out} --lr {cfg.lr / 10:g} (or set on_nonfinite: skip)")
 
     try:
-        if val_dl is not None:  # step 0: the base model's validation figures, the baseline to beat
-            run_eval()
-        epoch = 0
-        while step < total_steps and not stopped_early:
-            for batch in train_dl:
-                with accelerator.accumulate(loss_mod):
-                    loss_sum, n, _ = loss_mod(**batch)
-                    loss = loss_sum / max(n, 1)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and cfg.max_grad_norm:
-                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                real = real_tokens(batch)
-                tokens += real
-                window_tokens += real
-                window_loss += loss.item()
-                window_n += 1
-                if not accelerator.sync_gradients:
-                    continue
-                scheduler.step()
-                step += 1
-                now = time.perf_counter()
-                tps = window_tokens / max(now - t_window, 1e-9)
-                metrics.write({"step": step, "epoch": round(epoch + 1e-9, 4), "train_loss": window_loss / window_n,
-                               "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps, "tokens": tokens,
-                               "elapsed": round(now - t0, 4)})
-                bar.update(step, window_loss / window_n, tps, now - t0)
-                window_tokens, window_loss, window_n, t_window = 0, 0.0, 0, now
-                if val_dl is not None and (step % eval_every == 0 or step == total_steps):
-                    stopped_early = run_eval()
-                    t_window = time.perf_counter()  # evaluation time is not training throughput
-                if stopped_early or step >= total_steps:
-                    break
-            epoch += 1
+        with _Signals() as signals:
+            if val_dl is not None and not resumed:  # step 0: the base model's validation figures
+                run_eval()
+            bad_step = False
+            while step < total_steps and not stopped_early:
+                train_dl.set_epoch(st["epoch"])
+                sampler.skip = st["batches_in_epoch"] * accelerator.num_processes
+                for batch in train_dl:
+                    st["batches_in_epoch"] += 1
+                    with accelerator.accumulate(loss_mod):
+                        loss_sum, n, _ = loss_mod(**batch)
+                        loss = loss_sum / max(n, 1)
+                        value = loss.item()
+                        if not math.isfinite(value):
+                            if cfg.on_nonfinite == "stop":
+                                non_finite("the training loss", value)
+                            bad_step = True
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients:
+                            if cfg.max_grad_norm:
+                                norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                                if not torch.isfinite(norm):
+                                    if cfg.on_nonfinite == "stop":
+                                        non_finite("the gradient norm", float(norm))
+                                    bad_step = True
+                            if not bad_step:
+                                optimizer.step()
+                            optimizer.zero_grad(set_to_none=True)
+                    real = real_tokens(batch)
+                    st["tokens"] += real
+                    window_tokens += real
+                    window_loss += value
+                    window_n += 1
+                    if not accelerator.sync_gradients:
+                        continue
+                    scheduler.step()
+                    step += 1
+                    now = time.perf_counter()
+                    tps = window_tokens / max(now - t_window, 1e-9)
+                    row = {"step": step, "epoch": round(st["epoch"] + 1e-9, 4), "train_loss": window_loss / window_n,
+                           "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps, "tokens": st["tokens"],
+                           "elapsed": round(st["elapsed"] + now - t0, 4)}
+                    if bad_step:
+                        st["skipped_steps"] += 1
+                        row["skipped"] = True
+                        bar.log(f"step {step}: non-finite loss or gradient; step skipped (on_nonfinite: skip)")
+                    metrics.write(row)
+                    bar.update(step, window_loss / window_n, tps, now - t0)
+                    window_tokens, window_loss, window_n, t_window, bad_step = 0, 0.0, 0, now, False
+                    if val_dl is not None and (step % eval_every == 0 or step == total_steps):
+                        stopped_early = run_eval()
+                        t_window = time.perf_counter()  # evaluation time is not training throughput
+                    done = stopped_early or step >= total_steps
+                    if step % save_every == 0 and not done or signals.received is not None:
+                        checkpoint()
+                        t_window = time.perf_counter()
+                    if signals.received is not None:
+                        raise Interrupted(f"interrupted at step {step} of {total_steps}; checkpoint saved. "
+                                          f"Resume with: tunesmith train --resume {out}")
+                    if done:
+                        break
+                else:
+                    st["epoch"] += 1
+                    st["batches_in_epoch"] = 0
     finally:
         bar.close()
         metrics.close()
 
     if stopped_early:
         log(f"early stopping: no better validation loss for {cfg.early_stopping_patience} evaluations")
-    if best_step is None and accelerator.is_main_process:  # no validation data: keep the last weights
+    if st["best_step"] is None and accelerator.is_main_process:  # no validation data: keep the last weights
         save_weights(accelerator.unwrap_model(loss_mod).model, out)
-    elapsed = time.perf_counter() - t0
+    elapsed = st["elapsed"] + time.perf_counter() - t0
     if accelerator.is_main_process:
         tokenizer.save_pretrained(out)
         plot_losses(metrics.rows, out / "loss_curve.png")
         summary = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "steps": step,
-                   "epochs": round(step / steps_per_epoch, 3), "tokens": tokens, "train_seconds": round(elapsed, 1),
-                   "tokens_per_s": round(tokens / max(elapsed, 1e-9), 1),
-                   "best_eval_loss": None if best_step is None else best, "best_step": best_step,
-                   "stopped_early": stopped_early, "trainable_params": trainable, "total_params": total,
+                   "epochs": round(step / steps_per_epoch, 3), "tokens": st["tokens"],
+                   "train_seconds": round(elapsed, 1), "tokens_per_s": round(st["tokens"] / max(elapsed, 1e-9), 1),
+                   "best_eval_loss": None if st["best_step"] is None else best, "best_step": st["best_step"],
+                   "stopped_early": stopped_early, "skipped_steps": st["skipped_steps"],
+                   "resumed": resumed, "trainable_params": trainable, "total_params": total,
                    "data": data.info, "auto": chosen}
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        kept = (f"best weights from step {best_step} (eval_loss {best:.4f})" if best_step is not None
+        write_json_atomic(out / "summary.json", summary)  # written last: its presence marks a finished run
+        kept = (f"best weights from step {st['best_step']} (eval_loss {best:.4f})" if st["best_step"] is not None
                 else "final weights")
-        log(f"done in {elapsed:.0f}s: {step} steps, {tokens:,} tokens; kept {kept} in {out}")
+        log(f"done in {elapsed:.0f}s: {step} steps, {st['tokens']:,} tokens; kept {kept} in {out}")
     return Run(out)
-

@@ -6,16 +6,30 @@ from pathlib import Path
 
 
 class MetricsLog:
-    def __init__(self, run_dir: Path, tensorboard: bool):
+    """`resume_step`: continue a log, dropping rows written after that checkpoint (they will be redone),
+    so the resumed log has no gap and no step twice."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None):
         self.path = Path(run_dir) / "metrics.jsonl"
-        self.path.write_text("")
         self.rows: list[dict] = []
+        if resume_step is not None and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by the crash
+                    continue
+                if row.get("step", 0) <= resume_step:
+                    self.rows.append(row)
+        tmp = self.path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+        tmp.replace(self.path)
         self.tb = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                purge = None if resume_step is None else resume_step + 1
+                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=purge)
             except ImportError:
                 self.tb = None
 

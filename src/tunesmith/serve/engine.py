@@ -1,0 +1,363 @@
+"""The generation worker: one thread owns every generative model and advances all requests together.
+
+Why one thread: a PeftModel's active adapter is global state, and two threads stepping the same weights would
+fight over it and over the CPU. Why it never waits for one request to finish: every loop iteration admits
+new requests (prefill), then runs ONE decode step for every active row, so a long stream only costs the
+others one row's share of a step. Rows of one set of weights form one batch whose KV caches are
+left-padded to a common length, and PEFT's mixed-adapter forward (per-row adapter names, routed by
+pool.AdapterRouting) lets rows of different adapters and the bare base ("__base__") share that forward: the
+base matmuls run once for the whole batch, only the small LoRA products per adapter.
+
+Requests talk to the worker through events: the worker calls `job.sink(list_of_events)` (the server turns
+that into loop.call_soon_threadsafe onto the request's asyncio queue). Events:
+    ("delta", choice, text)    ("finish", choice, reason, completion_tokens)    ("done",)    ("error", message)
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .pool import Served
+from .text import Detokenizer, StopText
+
+
+class Busy(Exception):
+    """The queue is full (or the server is stopping): the client should retry later (HTTP 503)."""
+
+
+@dataclass(eq=False)
+class Job:
+    served: Served
+    prompt: list[int]
+    max_tokens: int
+    sink: Callable[[list], None]
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    cancelled: bool = False
+    rows_left: int = 0
+    finished: bool = False
+
+    def cancel(self):
+        """Safe from any thread: the worker drops the job's rows before its next step."""
+        self.cancelled = True
+
+
+class Row:
+    """One choice of one job: its sampler, its text so far, and how it ended."""
+
+    def __init__(self, job: Job, index: int):
+        self.job, self.index = job, index
+        self.adapter = job.served.adapter
+        self.greedy = job.temperature == 0
+        self.gen = None
+        if not self.greedy:
+            self.gen = torch.Generator()
+            if job.seed is None:
+                self.gen.manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+            else:  # distinct, reproducible streams per choice
+                self.gen.manual_seed((job.seed * 1_000_003 + index) % (1 << 63))
+        self.detok = Detokenizer(job.served.tokenizer)
+        self.text = StopText(job.stop)
+        self.count = 0
+        self.reason: str | None = None
+
+
+class Batch:
+    """Rows that step together: one KV cache, left-padded; `mask` marks real positions, `pos` the next
+    position id of each row (positions follow real tokens only, so padding never shifts a row's RoPE)."""
+
+    def __init__(self, group, cache, mask, pos, rows, tokens):
+        self.group, self.cache, self.mask, self.pos, self.rows, self.next = group, cache, mask, pos, rows, tokens
+
+    @property
+    def mergeable(self) -> bool:
+        from transformers.cache_utils import DynamicLayer
+
+        return all(type(layer) is DynamicLayer and layer.is_initialized for layer in self.cache.layers)
+
+    def select(self, keep: list[int]):
+        idx = torch.tensor(keep, dtype=torch.long)
+        self.cache.batch_select_indices(idx)
+        self.mask, self.pos = self.mask[idx], self.pos[idx]
+        self.rows = [self.rows[i] for i in keep]
+        self.next = [self.next[i] for i in keep]
+        seen = self.mask.any(0)  # drop leading columns that no remaining row uses
+        first = int(seen.to(torch.int8).argmax()) if bool(seen.any()) else 0
+        if first and self.mergeable:
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+            self.mask = self.mask[:, first:]
+
+
+def _emit(job: Job, events: list):
+    try:
+        job.sink(events)
+    except Exception:  # the request's event loop is gone (server stopping): nobody is listening
+        job.cancel()
+
+
+def merge(batches: list[Batch]) -> Batch:
+    """One batch from several with mergeable caches, each left-padded to the longest."""
+    if len(batches) == 1:
+        return batches[0]
+    width = max(b.mask.shape[1] for b in batches)
+    first = batches[0]
+    for i, layer in enumerate(first.cache.layers):
+        layer.keys = torch.cat([F.pad(b.cache.layers[i].keys, (0, 0, width - b.mask.shape[1], 0)) for b in batches])
+        layer.values = torch.cat([F.pad(b.cache.layers[i].values, (0, 0, width - b.mask.shape[1], 0))
+                                  for b in batches])
+    first.mask = torch.cat([F.pad(b.mask, (width - b.mask.shape[1], 0)) for b in batches])
+    first.pos = torch.cat([b.pos for b in batches])
+    first.rows = [r for b in batches for r in b.rows]
+    first.next = [t for b in batches for t in b.next]
+    return first
+
+
+def _draw(weights: torch.Tensor, gen: torch.Generator) -> int:
+    """One index with probability proportional to `weights`, by inverse CDF: one uniform draw and a binary
+    search, several times cheaper than torch.multinomial over a 49k vocabulary."""
+    cdf = weights.double().cumsum(0)
+    u = torch.rand(1, generator=gen, dtype=torch.float64) * cdf[-1]
+    return min(int(torch.searchsorted(cdf, u, right=True)), len(cdf) - 1)
+
+
+def sample(logits: torch.Tensor, rows: list[Row]) -> list[int]:
+    """Greedy rows by argmax over the batch at once; sampled rows one by one, each with its own generator."""
+    out = logits.argmax(-1).tolist()
+    for i, row in enumerate(rows):
+        if row.greedy:
+            continue
+        probs = torch.softmax(logits[i].float() / row.job.temperature, -1)
+        if row.job.top_p < 1.0:  # nucleus: the smallest set of top tokens whose mass reaches top_p
+            p, order = probs.sort(descending=True)
+            p = p * ((p.cumsum(0) - p) < row.job.top_p)
+            out[i] = int(order[_draw(p, row.gen)])
+        else:
+            out[i] = _draw(probs, row.gen)
+    return out
+
+
+class Engine:
+    def __init__(self, max_batch: int = 32, max_pending: int = 256, prefill_tokens: int = 1024,
+                 kv_tokens: int = 65536):
+        self.max_batch = max_batch  # rows stepping at once, over all models (bounds step time)
+        self.max_pending = max_pending  # jobs waiting or running; beyond it submit() raises Busy
+        self.prefill_tokens = prefill_tokens  # prompt tokens prefilled per loop turn, so streams keep moving
+        # KV-cache positions the running rows may reach: rows x the longest prompt + max_tokens, since a batch
+        # is padded to its longest row (about 3 GB for SmolLM2-135M in fp32). One job always runs alone.
+        self.kv_tokens = kv_tokens
+        self._cv = threading.Condition()
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._active = 0
+        self._batches: dict[int, list[Batch]] = {}
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="tunesmith-serve-worker", daemon=True)
+        self.steps = 0
+
+    def start(self):
+        if not self._thread.is_alive() and not self._closed:
+            self._thread.start()
+
+    def close(self, timeout: float = 30):
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._waiting) + self._active
+
+    def submit(self, job: Job):
+        with self._cv:
+            if self._closed:
+                raise Busy("the server is shutting down")
+            if len(self._waiting) + self._active >= self.max_pending:
+                raise Busy(f"the server is busy ({self.max_pending} requests queued or running); retry shortly")
+            job.rows_left = job.n
+            self._waiting.append(job)
+            self._cv.notify()
+
+    # --- the worker thread ---------------------------------------------------------------------------------
+
+    def _rows(self) -> int:
+        return sum(len(b.rows) for bs in self._batches.values() for b in bs)
+
+    def _admit(self) -> list[Job]:
+        """Waiting jobs to start now, first come first served: within the row limit and the prefill budget
+        (one job always fits when nothing is running)."""
+        running = [r.job for bs in self._batches.values() for b in bs for r in b.rows]
+        rows, tokens, out = len(running), 0, []
+        widest = max((len(j.prompt) + j.max_tokens for j in running), default=0)
+        while self._waiting:
+            job = self._waiting[0]
+            if job.cancelled:
+                self._waiting.popleft()
+                continue
+            width = max(widest, len(job.prompt) + job.max_tokens)
+            if rows or out:  # something runs already: this job must fit beside it
+                if rows + job.n > self.max_batch or (rows + job.n) * width > self.kv_tokens:
+                    break
+                if out and tokens + len(job.prompt) > self.prefill_tokens:
+                    break
+            self._waiting.popleft()
+            out.append(job)
+            rows, tokens, widest = rows + job.n, tokens + len(job.prompt), width
+            self._active += 1
+        return out
+
+    def _loop(self):
+        with torch.inference_mode():
+            while True:
+                with self._cv:
+                    while not self._closed and not self._waiting and not self._rows():
+                        self._cv.wait()
+                    if self._closed:
+                        break
+                    jobs = self._admit()
+                try:
+                    self._start(jobs)
+                    for key in list(self._batches):
+                        for batch in list(self._batches[key]):
+                            self._step(batch)
+                        self._batches[key] = [b for b in self._batches[key] if b.rows]
+                        if not self._batches[key]:
+                            del self._batches[key]
+                except Exception as e:  # a bug here must not leave every client waiting forever
+                    print(f"serve: worker error: {type(e).__name__}: {e}", file=sys.stderr)
+                    self._fail(jobs, f"generation failed: {type(e).__name__}")
+                    for bs in self._batches.values():
+                        for b in bs:
+                            self._fail([r.job for r in b.rows], f"generation failed: {type(e).__name__}")
+                    self._batches.clear()
+            for bs in self._batches.values():  # closing: tell every running request
+                for b in bs:
+                    self._fail([r.job for r in b.rows], "the server is shutting down")
+            while self._waiting:
+                self._fail([self._waiting.popleft()], "the server is shutting down", active=False)
+
+    def _forward(self, group, ids, mask, pos, cache, adapters):
+        kw = {group.cache_kw: cache, "use_cache": True, "logits_to_keep": 1}
+        with group.routing(adapters) if group.routing else contextlib.nullcontext():
+            out = group.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kw)
+        return out.logits[:, -1, :].float()
+
+    def _start(self, jobs: list[Job]):
+        from transformers import DynamicCache
+
+        fresh: dict[int, list[Batch]] = {}
+        for job in jobs:
+            try:
+                group = job.served.group
+                n, length = job.n, len(job.prompt)
+                cache = DynamicCache(config=group.model.config)
+                logits = self._forward(group, torch.tensor([job.prompt]), torch.ones(1, length, dtype=torch.long),
+                                       torch.arange(length).unsqueeze(0), cache, [job.served.adapter])
+                if n > 1:  # one prefill, n choices: copy the prompt's cache per choice
+                    cache.batch_repeat_interleave(n)
+                    logits = logits.expand(n, -1)
+                rows = [Row(job, i) for i in range(n)]
+                batch = Batch(group, cache, torch.ones(n, length, dtype=torch.long),
+                              torch.full((n,), length, dtype=torch.long), rows, [0] * n)
+                batch.next = self._advance(rows, sample(logits, rows))
+                fresh.setdefault(id(group), []).append(batch)
+            except Exception as e:  # a bad request must not take the worker down
+                self._fail([job], f"generation failed: {type(e).__name__}: {e}")
+        for key, new in fresh.items():
+            batches = self._batches.get(key, []) + new
+            joinable = [b for b in batches if b.mergeable]
+            others = [b for b in batches if not b.mergeable]
+            self._batches[key] = ([merge(joinable)] if joinable else []) + others
+            for b in self._batches[key]:
+                self._prune(b)
+
+    def _step(self, batch: Batch):
+        self._prune(batch)
+        if not batch.rows:
+            return
+        try:
+            batch.mask = torch.cat([batch.mask, torch.ones(len(batch.rows), 1, dtype=torch.long)], 1)
+            logits = self._forward(batch.group, torch.tensor(batch.next).unsqueeze(1), batch.mask,
+                                   batch.pos.unsqueeze(1), batch.cache, [r.adapter for r in batch.rows])
+            batch.pos = batch.pos + 1
+            batch.next = self._advance(batch.rows, sample(logits, batch.rows))
+            self.steps += 1
+        except Exception as e:
+            print(f"serve: a decode step failed: {type(e).__name__}: {e}", file=sys.stderr)
+            self._fail(list({id(r.job): r.job for r in batch.rows}.values()),
+                       f"generation failed: {type(e).__name__}: {e}")
+            batch.rows = []
+            return
+        self._prune(batch)
+
+    def _advance(self, rows: list[Row], tokens: list[int]) -> list[int]:
+        """Take each row's new token: text to send, and whether the row is done. Returns the next inputs."""
+        events: dict[int, tuple[Job, list]] = {}
+        for row, token in zip(rows, tokens):
+            job = row.job
+            if row.reason or job.cancelled:
+                continue
+            row.count += 1
+            out = events.setdefault(id(job), (job, []))[1]
+            if token in job.served.stop_ids:  # end of turn: counted, never shown
+                row.reason = "stop"
+                piece = row.text.add(row.detok.flush())
+            else:
+                piece = row.text.add(row.detok.push(token))
+                if row.text.stopped:
+                    row.reason = "stop"
+                elif row.count >= job.max_tokens:
+                    piece += row.text.add(row.detok.flush())
+                    row.reason = "stop" if row.text.stopped else "length"
+            if row.reason:
+                piece += row.text.flush()  # the held-back tail, now that no stop string can follow
+            if piece:
+                out.append(("delta", row.index, piece))
+            if row.reason:
+                out.append(("finish", row.index, row.reason, row.count))
+        for job, evs in events.values():
+            if evs:
+                _emit(job, evs)
+        return tokens
+
+    def _prune(self, batch: Batch):
+        """Drop rows that are done or whose client left; a job ends when its last row does."""
+        keep = [i for i, r in enumerate(batch.rows) if not r.reason and not r.job.cancelled]
+        if len(keep) == len(batch.rows):
+            return
+        for r in batch.rows:
+            if r.reason or r.job.cancelled:
+                r.job.rows_left -= 1
+                if r.job.rows_left == 0:
+                    self._end(r.job, [("done",)])
+        if keep:
+            batch.select(keep)
+        else:
+            batch.rows, batch.next = [], []
+
+    def _end(self, job: Job, events: list, active: bool = True):
+        if job.finished:
+            return
+        job.finished = True
+        if active:
+            with self._cv:
+                self._active -= 1
+        if not job.cancelled:
+            _emit(job, events)
+
+    def _fail(self, jobs: list[Job], message: str, active: bool = True):
+        for job in jobs:
+            self._end(job, [("error", message)], active)

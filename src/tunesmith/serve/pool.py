@@ -1,0 +1,236 @@
+"""Which weights answer which model id.
+
+LoRA runs that share a base model share one copy of its weights: the first run's adapter is loaded with
+PeftModel.from_pretrained and every further one with load_adapter into the same PeftModel, so N adapters
+cost one base plus N small adapters instead of N bases. The base itself is served from those same weights
+(adapter switched off per row). Full fine-tuning runs, runs on another base and encoder runs load alone.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import TunesmithError
+from ..run import Run
+
+GENERATE_TASKS = {"sft", "clm"}
+ENCODER_KINDS = {"classify": "classify", "tokens": "tag"}  # task -> endpoint (/v1/classify, /v1/tag)
+BASE_ROWS = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
+
+
+class AdapterRouting:
+    """Per-row adapters for a PeftModel, set before each forward: `with routing(["a", "__base__"]): model(...)`.
+
+    PEFT's own `adapter_names=` forward argument does the same, but walks every module twice per call to
+    register and remove its hooks (about a tenth of a decode step for SmolLM2); these hooks are registered
+    once, at load, and read the names from here. Only the worker thread runs forwards, so one slot is safe.
+    """
+
+    def __init__(self, model):
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper
+
+        self.names = None
+        self.layers = [m for m in model.modules() if isinstance(m, (LoraLayer, AuxiliaryTrainingWrapper))]
+        for m in self.layers:
+            m.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        if self.names is not None:
+            kwargs["adapter_names"] = self.names
+            return args, kwargs
+        return None
+
+    @contextlib.contextmanager
+    def __call__(self, names: list[str]):
+        self.names = list(names)
+        try:
+            yield
+        finally:
+            self.names = None
+
+
+@dataclass(eq=False)
+class Group:
+    """One set of weights on the generation worker. `routing`: rows pick their adapter by name (PEFT only)."""
+    model: object
+    routing: AdapterRouting | None
+    name: str
+    cache_kw: str = "cache"  # the forward() keyword for the KV cache ("past_key_values" before transformers 5.x)
+
+
+@dataclass(eq=False)
+class Served:
+    id: str
+    kind: str  # "generate" | "classify" | "tag"
+    task: str
+    tokenizer: object = None
+    system_prompt: str | None = None
+    group: Group | None = None
+    adapter: str | None = None  # PEFT adapter name, BASE_ROWS, or None for a plain model
+    run: Run | None = None  # encoders: Run.predict does the work
+    base_id: str | None = None  # the base an adapter sits on (shown in /v1/models)
+    stop_ids: frozenset = frozenset()
+    ctx_len: int = 2048
+    created: int = 0
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def with_system(self, messages: list[dict]) -> list[dict]:
+        from ..data.formats import with_system
+
+        return with_system(messages, self.system_prompt)
+
+
+def _log(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _base_key(name: str) -> str:
+    """Two configs name the same base if they resolve to the same folder (an alias and its cache folder too)."""
+    from ..models.registry import resolve_model
+
+    src = resolve_model(name)
+    return str(Path(src).resolve()) if isinstance(src, Path) else src
+
+
+def _cache_keyword(model) -> str:
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _stop_ids(model, tokenizer) -> frozenset:
+    from ..eval.generate import _stop_ids as ids
+
+    return frozenset(ids(model, tokenizer))
+
+
+def _ctx_len(model) -> int:
+    cfg = model.config
+    return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048)
+
+
+def _mtime(path: Path) -> int:
+    f = path / "summary.json"
+    return int(f.stat().st_mtime) if f.exists() else 0
+
+
+class Pool:
+    """Every served model by id (and alias); `models` lists each once, in the order given."""
+
+    def __init__(self):
+        self.by_id: dict[str, Served] = {}
+        self.models: list[Served] = []
+        self.groups: list[Group] = []
+
+    def add(self, served: Served, aliases=()):
+        if served.id in self.by_id:
+            raise TunesmithError(f"two models would be served as '{served.id}'; rename one of the run folders")
+        self.by_id[served.id] = served
+        self.models.append(served)
+        for a in aliases:  # a clash on an alias only loses the alias, never a primary id
+            if a and a not in self.by_id:
+                self.by_id[a] = served
+                served.aliases.append(a)
+
+    def get(self, model_id: str) -> Served | None:
+        return self.by_id.get(model_id)
+
+
+def load_pool(runs, base: str | None = None, log=_log) -> Pool:
+    """Load the runs (folders or Run objects) and an optional extra base model (alias, folder or hub id)."""
+    from ..models.load import load_causal_lm, load_tokenizer
+
+    loaded = [r if isinstance(r, Run) else Run(r) for r in runs]  # Run() refuses unfinished folders
+    if not loaded and not base:
+        raise TunesmithError("nothing to serve: give one or more run folders (and/or --base MODEL)")
+    names = [r.path.name for r in loaded]
+    pool = Pool()
+    lora_groups: dict[str, list[Run]] = {}
+    for r in loaded:
+        task = r.config.task
+        if task not in GENERATE_TASKS and task not in ENCODER_KINDS:
+            raise TunesmithError(f"{r.path}: '{task}' runs are not served (serve sft, clm, classify or tokens runs)")
+        if task in GENERATE_TASKS and r.is_adapter:
+            lora_groups.setdefault(_base_key(r.config.model), []).append(r)
+
+    def run_id(r: Run) -> tuple[str, list[str]]:
+        # The folder name when it is unique among the runs, else the path as given.
+        primary = r.path.name if names.count(r.path.name) == 1 else str(r.path)
+        return primary, [str(r.path), str(r.path.resolve())]
+
+    bases: dict[str, Served] = {}  # base key -> the served base
+    for key, group_runs in lora_groups.items():
+        first = group_runs[0]
+        cfg = first.config
+        from peft import PeftModel
+
+        log(f"loading base {cfg.model} for {len(group_runs)} LoRA run(s)")
+        base_model = first.task.load_model(cfg, first.tokenizer, first.meta)
+        adapters = {}
+        for i, r in enumerate(group_runs):
+            name = f"a{len(pool.groups)}_{i}"  # PEFT adapter names become module keys: no dots or slashes
+            if i == 0:
+                model = PeftModel.from_pretrained(base_model, r.path, adapter_name=name)
+            else:
+                model.load_adapter(r.path, adapter_name=name)
+            adapters[name] = r
+        model.eval()
+        group = Group(model, AdapterRouting(model), name=cfg.model, cache_kw=_cache_keyword(model))
+        pool.groups.append(group)
+        base_tok = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=first.task.CHAT)
+        stops_base, ctx = _stop_ids(model, base_tok), _ctx_len(model)
+        for name, r in adapters.items():
+            rid, aliases = run_id(r)
+            pool.add(Served(rid, "generate", r.config.task, r.tokenizer, r.config.system_prompt, group, name,
+                            base_id=cfg.model, stop_ids=_stop_ids(model, r.tokenizer), ctx_len=ctx,
+                            created=_mtime(r.path)), aliases)
+        bases[key] = Served(cfg.model, "generate", first.config.task, base_tok, None, group, BASE_ROWS,
+                            stop_ids=stops_base, ctx_len=ctx)
+
+    for r in loaded:  # full fine-tuning runs and encoders: their own weights
+        if r.config.task in GENERATE_TASKS and r.is_adapter:
+            continue
+        rid, aliases = run_id(r)
+        log(f"loading {r.path} ({r.config.task}, {r.config.method})")
+        model = r.model
+        if r.config.task in GENERATE_TASKS:
+            group = Group(model, routing=None, name=rid, cache_kw=_cache_keyword(model))
+            pool.groups.append(group)
+            pool.add(Served(rid, "generate", r.config.task, r.tokenizer, r.config.system_prompt, group, None,
+                            base_id=r.config.model, stop_ids=_stop_ids(model, r.tokenizer), ctx_len=_ctx_len(model),
+                            created=_mtime(r.path)), aliases)
+        else:
+            pool.add(Served(rid, ENCODER_KINDS[r.config.task], r.config.task, r.tokenizer, run=r,
+                            base_id=r.config.model, created=_mtime(r.path)), aliases)
+
+    chosen = None
+    if base:
+        key = _base_key(base)
+        if key in bases:
+            chosen = bases[key]
+        else:
+            log(f"loading base {base}")
+            model = load_causal_lm(base).eval()
+            tok = load_tokenizer(base)
+            group = Group(model, routing=None, name=base, cache_kw=_cache_keyword(model))
+            pool.groups.append(group)
+            chosen = Served(base, "generate", "sft", tok, None, group, None, stop_ids=_stop_ids(model, tok),
+                            ctx_len=_ctx_len(model))
+            bases[key] = chosen
+    elif len(bases) == 1:
+        chosen = next(iter(bases.values()))
+    for key, served in bases.items():
+        aliases = [key] + (["base"] if served is chosen else [])
+        if served.id in pool.by_id:  # a run folder already took the name: the base keeps its aliases only
+            served.id = key if key not in pool.by_id else f"base:{served.id}"
+        pool.add(served, aliases)
+    return pool
