@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, save_config
-from ..data.validate import invalid_rows, summary
+from ..data.validate import invalid_rows, summary as problems_line
 from ..data.batch import LengthBucketSampler, collate_packed, ordered_loader, real_tokens
 from ..errors import Interrupted, RunStopped, TunesmithError
 from ..eval.evaluate import evaluate_loss
@@ -158,7 +158,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     for path in filter(None, (cfg.data, cfg.val_data)):  # several bad rows: say how many, not just the first
         problems = invalid_rows(path, cfg.task, cfg)
         if len(problems) > 1:
-            raise TunesmithError(summary(problems))
+            raise TunesmithError(problems_line(problems))
     data = task.prepare(cfg, tokenizer, log)  # bad rows stop us here, before any folder is written
 
     chosen = auto_settings(cfg, len(data.train), getattr(task, "AUTO_LR", None))
