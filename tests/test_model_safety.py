@@ -114,14 +114,8 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("task,auto_class,meta", [
-    ("sft", "AutoModelForCausalLM", None),
-    ("clm", "AutoModelForCausalLM", None),
-    ("classify", "AutoModelForSequenceClassification", {"labels": ["a", "b"], "multi_label": False}),
-    ("tokens", "AutoModelForTokenClassification", {"labels": ["O", "B-x"]}),
-    ("mlm", "AutoModelForMaskedLM", None),
-])
-def test_every_task_loads_safetensors_only_without_remote_code(task, auto_class, meta, tiny_llama, monkeypatch):
+def _record_from_pretrained(monkeypatch, auto_class: str) -> list:
+    """Replace transformers.<auto_class> by a stand-in that records the load's keyword arguments and stops."""
     import transformers
 
     seen = []
@@ -133,6 +127,18 @@ def test_every_task_loads_safetensors_only_without_remote_code(task, auto_class,
             raise _Stop
 
     monkeypatch.setattr(transformers, auto_class, Recorder)
+    return seen
+
+
+@pytest.mark.parametrize("task,auto_class,meta", [
+    ("sft", "AutoModelForCausalLM", None),
+    ("clm", "AutoModelForCausalLM", None),
+    ("classify", "AutoModelForSequenceClassification", {"labels": ["a", "b"], "multi_label": False}),
+    ("tokens", "AutoModelForTokenClassification", {"labels": ["O", "B-x"]}),
+    ("mlm", "AutoModelForMaskedLM", None),
+])
+def test_every_task_loads_safetensors_only_without_remote_code(task, auto_class, meta, tiny_llama, monkeypatch):
+    seen = _record_from_pretrained(monkeypatch, auto_class)
     tok = SimpleNamespace(pad_token_id=0)
     for cfg in (RunConfig(data="d", task=task, model=str(tiny_llama)),
                 RunConfig(data="d", task=task, model=str(tiny_llama), trust_remote_code=True, allow_pickle=True)):
@@ -146,19 +152,9 @@ def test_every_task_loads_safetensors_only_without_remote_code(task, auto_class,
 
 
 def test_tokenizer_is_loaded_without_remote_code(tiny_llama, monkeypatch):
-    import transformers
-
     from tunesmith.models.load import load_tokenizer
 
-    seen = []
-
-    class Recorder:
-        @staticmethod
-        def from_pretrained(src, **kw):
-            seen.append(kw)
-            raise _Stop
-
-    monkeypatch.setattr(transformers, "AutoTokenizer", Recorder)
+    seen = _record_from_pretrained(monkeypatch, "AutoTokenizer")
     with pytest.raises(_Stop):
         load_tokenizer(str(tiny_llama))
     assert seen[0]["trust_remote_code"] is False
