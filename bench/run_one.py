@@ -67,7 +67,7 @@ def run_tunesmith(args, tokenizer, items, **settings):
     cfg = dict(model=args.model, data=str(tmp / "train.jsonl"), val_data=str(tmp / "val.jsonl"),
                output=str(tmp / "run"), max_steps=args.steps, batch_size=args.batch, lr=args.lr,
                max_seq_len=args.max_len, seed=0, eval_every=10**6, tensorboard=False,
-               early_stopping_patience=None, warmup_ratio=0.05,
+               early_stopping_patience=None, warmup_ratio=0.05, select_by="loss",
                **{"lora.r": LORA["r"], "lora.alpha": LORA["alpha"], "lora.dropout": LORA["dropout"]})
     run = tunesmith.train({**cfg, **settings}, force=True)
     rows = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]

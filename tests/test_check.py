@@ -178,8 +178,8 @@ def test_estimate_from_a_measured_calibration(tiny_llama, tokenizer, tmp_path):
     e = res["estimate"]
     train_idx, _ = holdout_split(list(range(24)), 0.1, 200, 42)  # train's own hold-out: 22 rows
     tokens = sum(len(encode_chat(tokenizer, rows[i]["messages"])[0]) for i in train_idx)
-    assert (e["train_rows"], e["epochs"], e["epochs_auto"]) == (22, 5, True)  # auto: ceil(100 / 22) epochs
-    assert e["steps"] == 6 * 5 and e["tokens"] == 5 * tokens
+    assert (e["train_rows"], e["epochs"], e["epochs_auto"]) == (22, 10, True)  # auto: a cap of 10 epochs
+    assert e["steps"] == 6 * 10 and e["tokens"] == 10 * tokens  # the cap: an upper bound
     cal = e["calibration"]
     assert cal["batch_rows"] == 4 and cal["steps_timed"] == 2 and e["tokens_per_s"] > 0
     assert e["seconds"] == round(e["tokens"] / e["tokens_per_s"], 1)

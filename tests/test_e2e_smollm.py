@@ -33,7 +33,7 @@ def run(tmp_path_factory, facts):
     train = tmp / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in _rows("train.jsonl", facts)))
     return tunesmith.train({"model": "smollm2-135m", "data": str(train), "output": str(tmp / "run"),
-                            "epochs": 3, "lr": 2e-3, "batch_size": 8, "val_fraction": 0.1, "eval_every": 5,
+                            "epochs": 3, "lr": 2e-3, "batch_size": 8, "val_fraction": 0.1, "eval_every": 16,
                             "early_stopping_patience": None, "seed": 0, "tensorboard": False})
 
 
@@ -43,6 +43,10 @@ def test_loss_falls(run):
     evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
     assert sum(train[-3:]) / 3 < 0.5 * sum(train[:3]) / 3
     assert evals[-1] < 0.5 * evals[0]
+    # The kept weights are chosen by generated answers (token F1; these training rows carry no must_contain).
+    scored = [r for r in rows if "eval_token_f1" in r]
+    assert run.summary["select_by"] == "token_f1" and len(scored) == len(evals)
+    assert scored[-1]["eval_token_f1"] > scored[0]["eval_token_f1"] + 0.3
 
 
 def test_held_out_phrasings_beat_the_base_model(run, facts, tmp_path):

@@ -66,7 +66,11 @@ def test_packed_loss_and_grads_equal_padded(tiny_llama, tokenizer):
     grads = [(p.grad, q.grad) for p, q in zip(lora.parameters(), other.parameters()) if p.requires_grad]
     assert len(grads) > 10
     for ga, gb in grads:
-        assert torch.allclose(ga, gb, atol=1e-5, rtol=1e-4), (ga - gb).abs().max()
+        # Relative to the tensor's scale: gradients reach ~30 here, and the two layouts sum in another order
+        # (fp32 noise ~1e-6 of the scale; with transformers 5.24 one element differed by 4.6e-5 absolute).
+        # A leak between examples moves gradients by far more (see the leak check above).
+        scale = gb.abs().max().clamp(min=1.0)
+        assert (ga - gb).abs().max() <= 1e-5 * scale, ((ga - gb).abs().max(), scale)
 
 
 @pytest.mark.parametrize("weight_grad", [False, True])

@@ -24,7 +24,7 @@ def _metrics(run_dir):
 
 def test_full_finetune_reduces_validation_loss_and_writes_run_folder(tiny_llama, tmp_path):
     run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="full", max_steps=40, lr=3e-3, eval_every=10,
-                               early_stopping_patience=None, tensorboard=True))
+                               early_stopping_patience=None, tensorboard=True, select_by="loss"))
     rows = _metrics(run.path)
     evals = [r for r in rows if "eval_loss" in r]
     trains = [r for r in rows if "train_loss" in r]
@@ -61,7 +61,7 @@ def test_lora_learns_and_saves_a_peft_adapter(tiny_llama, tmp_path):
 def test_early_stopping_keeps_best_step(tiny_llama, tmp_path):
     # A vanishing learning rate never improves validation loss after the first evaluation.
     run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="full", max_steps=40, lr=1e-12, warmup_ratio=0,
-                               eval_every=2, early_stopping_patience=2))
+                               eval_every=2, early_stopping_patience=2, select_by="loss"))
     s = run.summary
     assert s["stopped_early"] is True
     assert s["best_step"] == 0 and s["steps"] == 4
@@ -71,9 +71,9 @@ def test_auto_settings_follow_dataset_size():
     from tunesmith.config import RunConfig
     from tunesmith.train.loop import auto_settings
 
-    cfg = RunConfig(data="x.jsonl")
+    cfg = RunConfig(data="x.jsonl")  # epochs is a cap: early stopping on validation ends the run sooner
     assert auto_settings(cfg, 10) == {"epochs": 10.0, "lr": 1e-3}
-    assert auto_settings(cfg, 1000)["epochs"] == 3.0
+    assert auto_settings(cfg, 1000)["epochs"] == 10.0
     assert auto_settings(cfg, 20_000)["epochs"] == 1.0
     assert auto_settings(RunConfig(data="x", method="full", max_steps=5), 1000) == {"lr": 5e-5}
     assert auto_settings(RunConfig(data="x", epochs=2, lr=1e-4), 1000) == {}

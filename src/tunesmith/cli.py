@@ -59,10 +59,18 @@ def train(
     seed: Optional[int] = typer.Option(None),
     eval_every: Optional[int] = typer.Option(None, help="optimizer steps between evaluations"),
     patience: Optional[int] = typer.Option(None, help="early-stopping patience, in evaluations"),
+    select_by: Optional[str] = typer.Option(None, help="validation metric that picks the kept weights and stops "
+                                                       "training: loss | contains | token_f1 (sft) | accuracy | "
+                                                       "macro_f1 (classify) | entity_f1 (tokens); default: the "
+                                                       "task's own"),
+    val_generate_rows: Optional[int] = typer.Option(None, help="sft: validation rows answered at each evaluation "
+                                                               "(default 64)"),
+    neftune_alpha: Optional[float] = typer.Option(None, help="sft/clm: NEFTune embedding noise in training (e.g. 5)"),
     lora_r: Optional[int] = typer.Option(None),
     lora_alpha: Optional[float] = typer.Option(None),
     lora_dropout: Optional[float] = typer.Option(None),
     target_modules: Optional[str] = typer.Option(None, help="'all-linear' or a comma list, e.g. q_proj,v_proj"),
+    lora_variant: Optional[str] = typer.Option(None, help="lora | rslora (alpha/sqrt(r)) | dora (weight-decomposed)"),
     column: Optional[list[str]] = typer.Option(None, help="map a column: yours=expected (repeatable)"),
     system_prompt: Optional[str] = typer.Option(None, help="system turn for conversations without one"),
     label_column: Optional[str] = typer.Option(None, help="classify: column with the label (default 'label')"),
@@ -103,7 +111,8 @@ def train(
     cfg = build_config(config, model=model, data=data, val_data=val_data, task=task, method=method, output=output,
                        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                        max_seq_len=max_seq_len, overlong=overlong, train_on=train_on, scheduler=scheduler,
-                       seed=seed, eval_every=eval_every, early_stopping_patience=patience,
+                       seed=seed, eval_every=eval_every, early_stopping_patience=patience, select_by=select_by,
+                       val_generate_rows=val_generate_rows, neftune_alpha=neftune_alpha,
                        columns=_columns(column), system_prompt=system_prompt, label_column=label_column,
                        text_pair_column=text_pair_column, multi_label=multi_label, class_weight=class_weight,
                        threshold=threshold,
@@ -112,7 +121,7 @@ def train(
                        gradient_checkpointing=gradient_checkpointing, save_steps=save_steps,
                        keep_checkpoints=keep_checkpoints, on_nonfinite=on_nonfinite, allow_pickle=allow_pickle,
                        **{"lora.r": lora_r, "lora.alpha": lora_alpha, "lora.dropout": lora_dropout,
-                          "lora.target_modules": targets})
+                          "lora.target_modules": targets, "lora.variant": lora_variant})
     from .train.loop import train as run_training  # torch loads here: a bad config fails before it, at once
 
     _quiet_libraries()

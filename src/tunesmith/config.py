@@ -17,6 +17,8 @@ class LoraConfig(BaseModel):
     alpha: float = Field(32, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
+    variant: Literal["lora", "rslora", "dora"] = Field(
+        "lora", description="rslora: scale alpha/sqrt(r) instead of alpha/r; dora: weight-decomposed LoRA (PEFT)")
 
 
 class RunConfig(BaseModel):
@@ -60,6 +62,8 @@ class RunConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     seed: int = 42
+    neftune_alpha: float | None = Field(None, gt=0, description="sft/clm: NEFTune noise on the input embeddings "
+                                                                "in training (TRL's neftune_noise_alpha; 5 is common)")
 
     # Speed and memory (README, "Speed"); each was measured, none changes what is computed
     padding_free: bool = Field(True, description="sft/clm: concatenate each batch into one row, "
@@ -71,7 +75,14 @@ class RunConfig(BaseModel):
 
     # Evaluation and stopping
     eval_every: int | None = Field(None, ge=1, description="optimizer steps; None = about 5 times a run")
-    early_stopping_patience: int | None = Field(3, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1, description="evaluations without a better `select_by` "
+                                                                     "score before stopping")
+    select_by: str | None = Field(None, description="validation metric that picks the kept weights and stops "
+                                                    "training: loss, or a task metric (sft: contains | token_f1; "
+                                                    "classify: accuracy | macro_f1; tokens: entity_f1); "
+                                                    "None = the task's own")
+    val_generate_rows: int = Field(64, ge=1, description="sft: validation rows answered (greedy) at each "
+                                                         "evaluation to score contains / token_f1")
     tensorboard: bool = True
 
     # Checkpoints and failures (README, "Reliability")
@@ -182,6 +193,7 @@ lora:
   alpha: 32
   dropout: 0.0
   target_modules: all-linear
+  variant: lora            # lora | rslora (alpha/sqrt(r) scaling) | dora (weight-decomposed)
 
 # columns: {{question: prompt, answer: completion}}   # map your column names to the expected ones
 system_prompt: null        # added to every conversation without a system turn, in training, eval and chat
@@ -193,7 +205,8 @@ train_on: assistant        # assistant (default) | all tokens
 # task tokens:   label_subwords: first|all   (CoNLL files or JSONL {{tokens, ner_tags}})
 # task mlm:      mlm_probability: 0.15, whole_word_mask: false
 
-# null = auto: chosen from the dataset size and the method, and printed at the start
+# null = auto: epochs null and max_steps null train until validation stops improving (at most 10
+# epochs, fewer for big datasets); the plan printed at the start says which cap applies and why
 epochs: null
 max_steps: null
 lr: null
@@ -203,9 +216,13 @@ scheduler: cosine          # cosine | linear | constant
 warmup_ratio: 0.05
 max_grad_norm: 1.0
 seed: 42
+neftune_alpha: null        # sft/clm: NEFTune embedding noise in training (e.g. 5); null = off
 
 eval_every: null           # optimizer steps between evaluations; null = about 5 per run
-early_stopping_patience: 3 # evaluations without a better validation loss before stopping
+early_stopping_patience: 3 # evaluations without a better select_by score before stopping
+select_by: null            # null = the task's metric (sft: contains if rows carry must_contain, else token_f1;
+                           # classify: accuracy; tokens: entity_f1; clm/mlm: loss) | loss | macro_f1 | ...
+val_generate_rows: 64      # sft: validation rows answered at each evaluation for contains / token_f1
 
 save_steps: null           # optimizer steps between resumable checkpoints; null = at every evaluation
 keep_checkpoints: 2        # newest checkpoints kept in <output>/checkpoints

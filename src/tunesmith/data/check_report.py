@@ -123,7 +123,8 @@ def _content(console, res):
 
 
 def _estimate(console, e):
-    epochs = f"{e['epochs']:g} epochs" + (" (auto)" if e["epochs_auto"] else "")
+    epochs = (f"up to {e['epochs']:g} epochs (auto cap; stops earlier when validation stops improving)"
+              if e["epochs_auto"] else f"{e['epochs']:g} epochs")
     console.print(f"estimate: {e['train_rows']:,} training items, {epochs}, batch {e['batch_size']}"
                   f"{' x accum ' + str(e['grad_accum']) if e['grad_accum'] > 1 else ''}: "
                   f"{e['steps']:,} steps, {e['tokens']:,} tokens")

@@ -53,6 +53,19 @@ def _score(model, task, meta, tokenizer, encoded, prompts, refs, musts, max_new_
     return res
 
 
+def answer_scores(model, tokenizer, examples, batch_size: int = 64) -> dict:
+    """token_f1 (and contains, where rows carry must_contain) of greedy answers to the examples' last turns.
+    Answers are capped near the longest reference (x1.5 + 8 tokens), which bounds the cost."""
+    if not examples:
+        return {}
+    refs = [e.messages[-1]["content"] for e in examples]
+    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
+    preds = generate_batch(model, tokenizer, [e.messages[:-1] for e in examples],
+                           max_new_tokens=min(256, int(longest * 1.5) + 8), batch_size=batch_size)
+    scores = score_generations(preds, refs, [e.must_contain for e in examples])
+    return {k: scores[k] for k in ("contains", "token_f1") if scores.get(k) is not None}
+
+
 def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16, gen_batch_size: int = 64,
                  max_new_tokens: int | None = None, log=None) -> dict:
     """{"tuned": metrics, "base": metrics or None} on a held-out file.

@@ -10,6 +10,11 @@ Each task module exposes:
     collate_batch(items, tokenizer)                encoded items -> tensors
     evaluate(run, path, base=True, **kw) -> dict   {"rows", "tuned": metrics, "base": metrics or baselines}
     predict(run, inputs) -> list[dict]             one JSON-able answer per input text (or row dict)
+Optional, for `select_by` (train/select.py); a task without them is selected by validation loss:
+    SELECT_METRICS                                 metric names val_scores returns, higher is better
+    default_select(prepared) -> str                the one used when select_by is not given
+    val_scores(model, tokenizer, prepared, cfg)    {name: score} on the validation items, at each evaluation
+    GENERATES                                      True if val_scores generates text (its cost is announced)
 `meta` is what the task must remember about its data (labels, counts); it is saved as task.json in the run.
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Prepared:
     val: list
     info: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    val_examples: list = field(default_factory=list)  # the validation rows as read (sft: to generate answers)
 
 
 def get_task(name: str):

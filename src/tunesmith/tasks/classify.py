@@ -25,6 +25,7 @@ CHAT = False
 HEAD = ("classifier", "score")  # BERT-style and decoder-style head names
 AUTO_LR = {"lora": 5e-4, "full": 5e-5}
 ACCURACY_NAME = "acc"  # per row, not per token
+SELECT_METRICS = ("accuracy", "macro_f1")
 
 
 @dataclass
@@ -143,6 +144,27 @@ def probabilities(model, tokenizer, items, multi_label: bool, batch_size: int = 
                     lambda lg: act(lg).tolist(), batch_size)
 
 
+def _truth_and_predictions(items, probs, multi: bool, threshold: float) -> tuple[list, list]:
+    if multi:
+        return ([[int(t) for t in x.target] for x in items],
+                [[int(p >= threshold) for p in ps] for ps in probs])
+    return [x.target for x in items], [max(range(len(ps)), key=ps.__getitem__) for ps in probs]
+
+
+def default_select(prepared) -> str:
+    return "accuracy"
+
+
+def val_scores(model, tokenizer, prepared, cfg) -> dict:
+    from ..eval.classification import class_metrics
+
+    items, names, multi = prepared.val, prepared.meta["labels"], prepared.meta["multi_label"]
+    y_true, y_pred = _truth_and_predictions(items, probabilities(model, tokenizer, items, multi), multi,
+                                            cfg.threshold)
+    m = class_metrics(y_true, y_pred, names, multi)
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+
 def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=None, **_) -> dict:
     """Accuracy, macro/micro F1 and per-class figures; `base` holds chance and majority-class baselines,
     since an untrained head is no base model worth the name."""
@@ -154,12 +176,7 @@ def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=Non
     check_known(path, rows, names)
     items = encode(run.tokenizer, rows, names, multi, cfg.max_seq_len)
     probs = probabilities(run.model, run.tokenizer, items, multi, batch_size)
-    if multi:
-        y_true = [[int(t) for t in x.target] for x in items]
-        y_pred = [[int(p >= cfg.threshold) for p in ps] for ps in probs]
-    else:
-        y_true = [x.target for x in items]
-        y_pred = [max(range(len(ps)), key=ps.__getitem__) for ps in probs]
+    y_true, y_pred = _truth_and_predictions(items, probs, multi, cfg.threshold)
     tuned = class_metrics(y_true, y_pred, names, multi)
     result = {"rows": len(rows), "tuned": tuned, "base": None}
     if not multi:

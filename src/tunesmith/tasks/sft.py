@@ -14,6 +14,8 @@ PEFT_TASK = "CAUSAL_LM"
 CHAT = True
 HEAD = ()
 PADDING_FREE = True  # examples stand alone: a batch can be one packed row
+GENERATES = True
+SELECT_METRICS = ("contains", "token_f1")
 
 
 def load_model(cfg, tokenizer, meta=None, source=None):
@@ -49,7 +51,33 @@ def prepare(cfg, tokenizer, log) -> Prepared:
 
         raise TunesmithError(f"{cfg.data}: no trainable examples left after max_seq_len={cfg.max_seq_len}")
     return Prepared(train, val, {"format": fmt, "truncated": n_trunc + v_trunc, "dropped": n_drop + v_drop,
-                                 "train_rows": len(train), "val_rows": len(val)})
+                                 "train_rows": len(train), "val_rows": len(val)},
+                    val_examples=[e for e in val_examples if e.messages])
+
+
+def default_select(prepared) -> str:
+    """Fact accuracy when validation rows say what the answer must contain, else token F1 to the reference
+    (loss for plain-text rows, which have no answer to generate)."""
+    if not prepared.val_examples:
+        return "loss"
+    return "contains" if any(e.must_contain for e in prepared.val_examples) else "token_f1"
+
+
+def check_select(metric, prepared) -> None:
+    from ..errors import TunesmithError
+
+    if not prepared.val_examples:
+        raise TunesmithError(f"select_by {metric} needs conversation rows in the validation data; use loss")
+    if metric == "contains" and not any(e.must_contain for e in prepared.val_examples):
+        raise TunesmithError("select_by contains needs validation rows with must_contain; use token_f1 or loss")
+
+
+def val_scores(model, tokenizer, prepared, cfg) -> dict:
+    """Greedy answers to the first `val_generate_rows` validation rows, scored against their references."""
+    from ..eval.evaluate import answer_scores
+
+    rows = prepared.val_examples[:cfg.val_generate_rows]
+    return answer_scores(model, tokenizer, rows)
 
 
 def eval_items(cfg, tokenizer, path):

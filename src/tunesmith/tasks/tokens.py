@@ -25,6 +25,7 @@ PEFT_TASK = "TOKEN_CLS"
 CHAT = False
 HEAD = ("classifier", "score")
 AUTO_LR = {"lora": 1e-3, "full": 1e-4}
+SELECT_METRICS = ("entity_f1",)
 
 
 @dataclass
@@ -141,6 +142,20 @@ def word_predictions(model, tokenizer, items, names, batch_size: int = 64) -> li
     for x, (p, i) in zip(items, probs):
         out.append([(names[int(i[t])], float(p[t])) if t >= 0 else ("O", 1.0) for t in x.first])
     return out
+
+
+def default_select(prepared) -> str:
+    return "entity_f1"
+
+
+def val_scores(model, tokenizer, prepared, cfg) -> dict:
+    """Entity F1 (seqeval) on the validation items, over the words that kept a sub-token."""
+    from ..eval.classification import entity_metrics
+
+    names = prepared.meta["labels"]
+    preds = word_predictions(model, tokenizer, prepared.val, names)
+    true = [[names[x.labels[t]] if t >= 0 and x.labels[t] >= 0 else "O" for t in x.first] for x in prepared.val]
+    return {"entity_f1": entity_metrics(true, [[t for t, _ in p] for p in preds])["entity_f1"]}
 
 
 def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=None, **_) -> dict:

@@ -26,20 +26,17 @@ from ..tasks import get_task
 from .checkpoint import clean_partial, list_checkpoints, load_checkpoint, save_checkpoint, save_weights, write_json_atomic
 from .perf import speed_setup, tune_malloc
 from .report import MetricsLog, plot_losses
+from .select import Selector, auto_epochs, metric_for, stop_reason
 
 AUTO_LR = {"lora": 1e-3, "full": 5e-5}
 
 
 def auto_settings(cfg: RunConfig, n_train: int, auto_lr: dict | None = None) -> dict:
-    """Fill epochs/lr when not given, as OpenAI's "auto" does: ~3 epochs, more for tiny sets, fewer for big."""
+    """Fill epochs/lr when not given. Epochs become a cap (train.select.auto_epochs): the run stops earlier
+    once validation stops improving, so a fixed guess such as OpenAI's "3 epochs" cannot cut learning short."""
     chosen = {}
     if cfg.epochs is None and cfg.max_steps is None:
-        epochs = 3
-        if n_train * epochs < 100:
-            epochs = min(25, math.ceil(100 / max(n_train, 1)))
-        elif n_train * epochs > 25_000:
-            epochs = max(1, 25_000 // n_train)
-        chosen["epochs"] = float(epochs)
+        chosen["epochs"] = auto_epochs(n_train)[0]
     if cfg.lr is None:
         chosen["lr"] = (auto_lr or AUTO_LR)[cfg.method]
     return chosen
@@ -162,10 +159,15 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     data = task.prepare(cfg, tokenizer, log)  # bad rows stop us here, before any folder is written
 
     chosen = auto_settings(cfg, len(data.train), getattr(task, "AUTO_LR", None))
+    auto_cap = None
+    if "epochs" in chosen:
+        cap, why = auto_epochs(len(data.train))
+        auto_cap = f"{cap:g} epochs: {why}"
     if chosen:
         log("auto settings: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items())
             + f" (from {len(data.train)} training examples, method {cfg.method})")
         cfg = cfg.model_copy(update=chosen)
+    metric = metric_for(task, cfg, data)
     # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     model = wrap(task.load_model(cfg, tokenizer, data.meta), cfg.method, cfg.lora, task.PEFT_TASK, task.HEAD)
@@ -184,6 +186,11 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     if cfg.padding_free and getattr(task, "PADDING_FREE", False) and use_padding_free(model):
         collate_fn = collate_packed
     speed_setup(model, cfg, log)
+    neftune = None
+    if cfg.neftune_alpha:
+        from ..models.neftune import NEFTune
+
+        neftune = NEFTune(model, cfg.neftune_alpha)
     sampler = LengthBucketSampler([len(x.input_ids) for x in data.train], cfg.batch_size, cfg.seed)
     train_dl = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, collate_fn=collate_fn)
     val_dl = ordered_loader(data.val, cfg.batch_size * 2, collate_fn) if data.val else None
@@ -200,16 +207,25 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     scheduler = get_scheduler(cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    eval_every = cfg.eval_every or max(1, total_steps // 5)
-    save_every = cfg.save_steps or eval_every
+    # Auto length evaluates once an epoch (the unit in which a small set's facts come round again).
+    eval_every = cfg.eval_every or (min(steps_per_epoch, total_steps) if auto_cap and cfg.epochs >= 3
+                                    else max(1, total_steps // 5))
 
     # What the loop carries between steps; a checkpoint saves exactly this.
-    st = {"epoch": 0, "batches_in_epoch": 0, "tokens": 0, "best": None, "best_step": None, "bad_evals": 0,
-          "elapsed": 0.0, "skipped_steps": 0}
+    st = {"epoch": 0, "batches_in_epoch": 0, "tokens": 0, "best": None, "best_loss": None, "best_step": None,
+          "bad_evals": 0, "elapsed": 0.0, "eval_seconds": 0.0, "skipped_steps": 0, "select_by": metric,
+          "auto_cap": auto_cap, "eval_every": eval_every}
     step = 0
     if start_from is not None and start_from != out:
         saved = load_checkpoint(start_from, accelerator.unwrap_model(loss_mod).model, optimizer, scheduler)
-        st, step = {k: saved[k] for k in st}, saved["step"]
+        if "select_by" not in saved:  # a checkpoint from before select_by: its "best" is a validation loss
+            saved.update(select_by="loss", best_loss=saved.get("best"))
+        st, step = {k: saved.get(k, v) for k, v in st.items()}, saved["step"]
+        # The saved config has the auto epochs filled in: the cap and evaluation cadence come from the run itself.
+        auto_cap, eval_every = st["auto_cap"], cfg.eval_every or st["eval_every"] or eval_every
+        if st["select_by"] != metric:
+            log(f"select_by changed on resume: {st['select_by']} -> {metric}; the best score starts afresh")
+            st.update(select_by=metric, best=None, best_loss=None, bad_evals=0)
         log(f"resuming from {start_from} (step {step} of {total_steps})")
         if scheduler.base_lrs[0] != cfg.lr:  # `--resume RUN --lr X`, e.g. after a non-finite loss
             log(f"learning rate changed on resume: {scheduler.base_lrs[0]:g} -> {cfg.lr:g}")
@@ -218,14 +234,24 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                 group["initial_lr"], group["lr"] = cfg.lr, cfg.lr * fn(scheduler.last_epoch)
     elif start_from is not None:
         log(f"{out}: interrupted before its first checkpoint; starting it again from step 0")
-    log(f"training: {total_steps} steps ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
+    save_every = cfg.save_steps or eval_every
+    length = f"up to {total_steps} steps" if auto_cap else f"{total_steps} steps"
+    log(f"training: {length} ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
         f" x accum {cfg.grad_accum}, lr {cfg.lr:g} {cfg.scheduler}, eval every {eval_every} steps, "
         f"checkpoint every {save_every}")
+    if val_dl is not None:
+        stopping = ("never stops early" if cfg.early_stopping_patience is None else
+                    f"stops after {cfg.early_stopping_patience} evaluations without a better score")
+        cost = (f"; each evaluation answers {min(len(data.val), cfg.val_generate_rows)} validation rows greedily"
+                if metric != "loss" and getattr(task, "GENERATES", False) else "")
+        log(f"plan: keep the weights with the best validation {metric} (ties: lower loss); {stopping}"
+            + (f"; cap {auto_cap}" if auto_cap else "") + cost)
 
     resumed = start_from not in (None, out)
     metrics = MetricsLog(out, cfg.tensorboard, resume_step=step if resumed else None)
-    best = float("inf") if st["best"] is None else st["best"]
+    sel = Selector(metric, cfg.early_stopping_patience, st)
     stopped_early = False
+    last_eval_step = None
     window_tokens, window_loss, window_n = 0, 0.0, 0
     t0 = t_window = time.perf_counter()
     bar = _Progress(total_steps)
@@ -237,25 +263,34 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     def checkpoint():
         nonlocal last_saved
         if accelerator.is_main_process and last_saved != step:
-            now = {**st, "best": None if st["best_step"] is None else best,
-                   "elapsed": st["elapsed"] + time.perf_counter() - t0}
+            now = {**st, **sel.state(), "elapsed": st["elapsed"] + time.perf_counter() - t0}
             save_checkpoint(out, step, accelerator.unwrap_model(loss_mod).model, optimizer, scheduler, now,
                             cfg.keep_checkpoints)
         last_saved = step
 
     def run_eval() -> bool:
-        nonlocal best
+        nonlocal last_eval_step
+        t_eval = time.perf_counter()
         row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, 'sum'))}
+        scores = ""
+        if metric != "loss":
+            model_now = accelerator.unwrap_model(loss_mod).model
+            row.update({f"eval_{k}": v for k, v in task.val_scores(model_now, tokenizer, data, cfg).items()})
+            loss_mod.train()
+            scores = "  " + "  ".join(f"{k[5:]} {v:.3f}" for k, v in row.items()
+                                      if k.startswith("eval_") and k[5:] in task.SELECT_METRICS)
+        st["eval_seconds"] += time.perf_counter() - t_eval
+        row["eval_seconds"] = round(time.perf_counter() - t_eval, 2)
         metrics.write(row)
+        last_eval_step = step
         bar.log(f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
-                f"{acc_name} {row['eval_token_accuracy']:.3f}")
-        if row["eval_loss"] < best - 1e-6:
-            best, st["best_step"], st["bad_evals"] = row["eval_loss"], step, 0
+                f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}")
+        if sel.update(row, step):
+            st["best_step"] = step
             if accelerator.is_main_process:
                 save_weights(accelerator.unwrap_model(loss_mod).model, out)
             return False
-        st["bad_evals"] += 1
-        return cfg.early_stopping_patience is not None and st["bad_evals"] >= cfg.early_stopping_patience
+        return sel.should_stop
 
     def non_finite(what: str, value: float) -> None:
         kept = list_checkpoints(out)
@@ -276,6 +311,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                 for batch in train_dl:
                     st["batches_in_epoch"] += 1
                     with accelerator.accumulate(loss_mod):
+                        if neftune is not None:
+                            neftune.set_batch(batch)
                         loss_sum, n, _ = loss_mod(**batch)
                         loss = loss_sum / max(n, 1)
                         value = loss.item()
@@ -334,8 +371,9 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         bar.close()
         metrics.close()
 
-    if stopped_early:
-        log(f"early stopping: no better validation loss for {cfg.early_stopping_patience} evaluations")
+    reason = stop_reason(sel, stopped_early=stopped_early, step=step, auto_cap=auto_cap,
+                         has_val=val_dl is not None, last_eval_step=last_eval_step)
+    log(f"stopped: {reason}")
     if st["best_step"] is None and accelerator.is_main_process:  # no validation data: keep the last weights
         save_weights(accelerator.unwrap_model(loss_mod).model, out)
     elapsed = st["elapsed"] + time.perf_counter() - t0
@@ -345,12 +383,15 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         summary = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "steps": step,
                    "epochs": round(step / steps_per_epoch, 3), "tokens": st["tokens"],
                    "train_seconds": round(elapsed, 1), "tokens_per_s": round(st["tokens"] / max(elapsed, 1e-9), 1),
-                   "best_eval_loss": None if st["best_step"] is None else best, "best_step": st["best_step"],
-                   "stopped_early": stopped_early, "skipped_steps": st["skipped_steps"],
+                   "best_eval_loss": sel.best_loss, "best_step": st["best_step"], "select_by": metric,
+                   f"best_eval_{metric}": sel.best, "stopped_early": stopped_early, "stop_reason": reason,
+                   "eval_seconds": round(st["eval_seconds"], 1), "skipped_steps": st["skipped_steps"],
                    "resumed": resumed, "trainable_params": trainable, "total_params": total,
                    "data": data.info, "auto": chosen}
         write_json_atomic(out / "summary.json", summary)  # written last: its presence marks a finished run
-        kept = (f"best weights from step {st['best_step']} (eval_loss {best:.4f})" if st["best_step"] is not None
-                else "final weights")
-        log(f"done in {elapsed:.0f}s: {step} steps, {st['tokens']:,} tokens; kept {kept} in {out}")
+        kept = (f"best weights from step {st['best_step']} (validation {metric} {sel.best:.4g})"
+                if st["best_step"] is not None else "final weights")
+        log(f"done in {elapsed:.0f}s ({st['eval_seconds']:.0f}s of it validation, "
+            f"{st['eval_seconds'] / max(elapsed, 1e-9):.0%}): {step} steps, {st['tokens']:,} tokens; "
+            f"kept {kept} in {out}")
     return Run(out)

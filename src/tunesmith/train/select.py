@@ -1,0 +1,101 @@
+"""Which weights to keep and when to stop: the `select_by` validation score, and how long "auto" trains.
+
+The selection metric is what the user cares about (the task's own: fact accuracy of generated answers for
+SFT rows that carry `must_contain`, accuracy for classification, entity F1 for tagging); loss breaks ties,
+so a small validation set whose score moves in coarse steps still keeps the best-fitting weights.
+"""
+from __future__ import annotations
+
+import math
+
+from ..errors import TunesmithError
+
+# Auto length: train until validation stops improving, under a cap. Small datasets get more passes
+# (each fact is seen more often), large ones fewer; the example budget bounds the run's time.
+AUTO_MAX_EPOCHS = 10
+AUTO_EXAMPLE_BUDGET = 20_000
+AUTO_MIN_EXAMPLES = 100  # a tiny set still sees this many examples (up to 25 passes)
+
+
+def auto_epochs(n_train: int) -> tuple[float, str]:
+    """The epoch cap for a run given no --epochs/--max-steps, and why."""
+    n = max(n_train, 1)
+    if n * AUTO_MAX_EPOCHS < AUTO_MIN_EXAMPLES:
+        e = min(25, math.ceil(AUTO_MIN_EXAMPLES / n))
+        return float(e), f"a tiny set: at least {AUTO_MIN_EXAMPLES} examples seen"
+    if n * AUTO_MAX_EPOCHS <= AUTO_EXAMPLE_BUDGET:
+        return float(AUTO_MAX_EPOCHS), f"at most {AUTO_MAX_EPOCHS} passes"
+    e = max(1, AUTO_EXAMPLE_BUDGET // n)
+    return float(e), f"a budget of {AUTO_EXAMPLE_BUDGET:,} examples seen"
+
+
+def metric_for(task, cfg, prepared) -> str:
+    """`cfg.select_by`, checked against what the task can score; None = the task's default."""
+    offered = tuple(getattr(task, "SELECT_METRICS", ()))
+    if cfg.select_by is None:
+        default = getattr(task, "default_select", None)
+        return default(prepared) if default and prepared.val else "loss"
+    if cfg.select_by != "loss" and cfg.select_by not in offered:
+        raise TunesmithError(f"select_by '{cfg.select_by}' is not available for task {cfg.task}; "
+                             f"choose one of: {', '.join(('loss',) + offered)}")
+    check = getattr(task, "check_select", None)
+    if check and cfg.select_by != "loss":
+        check(cfg.select_by, prepared)  # e.g. contains needs validation rows that carry must_contain
+    return cfg.select_by
+
+
+class Selector:
+    """Tracks the best evaluation: higher `metric` wins (lower for loss); equal scores go to the lower loss."""
+
+    def __init__(self, metric: str, patience: int | None, state: dict | None = None):
+        self.metric, self.patience = metric, patience
+        state = state or {}
+        self.best, self.best_loss = state.get("best"), state.get("best_loss")
+        self.best_step, self.bad_evals = state.get("best_step"), state.get("bad_evals", 0)
+
+    def score(self, row: dict) -> float:
+        return row["eval_loss"] if self.metric == "loss" else row[f"eval_{self.metric}"]
+
+    def update(self, row: dict, step: int) -> bool:
+        """True when this evaluation is the new best (its weights should be kept)."""
+        score, loss = self.score(row), row["eval_loss"]
+        if not (math.isfinite(score) and math.isfinite(loss)):  # a NaN evaluation is never the one to keep
+            better = False
+        elif self.best is None:
+            better = True
+        elif self.metric == "loss":
+            better = score < self.best - 1e-6
+        else:
+            better = score > self.best + 1e-9 or (abs(score - self.best) <= 1e-9 and loss < self.best_loss - 1e-6)
+        if better:
+            self.best, self.best_loss, self.best_step, self.bad_evals = score, loss, step, 0
+        else:
+            self.bad_evals += 1
+        return better
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_evals >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "best_loss": self.best_loss, "best_step": self.best_step,
+                "bad_evals": self.bad_evals}
+
+
+def stop_reason(sel: Selector, *, stopped_early: bool, step: int, auto_cap: str | None, has_val: bool,
+                last_eval_step: int | None) -> str:
+    if not has_val:
+        return f"no validation data: trained all {step} steps and kept the final weights"
+    name = f"validation {sel.metric}"
+    if sel.best_step == 0 and last_eval_step:
+        return (f"{name} never beat the base model (step 0), so the kept weights are the base's: try a higher "
+                f"--lr, more epochs or more data")
+    if stopped_early:
+        return (f"{name} stopped improving after step {sel.best_step} "
+                f"(no better score in {sel.patience} evaluations)")
+    if auto_cap is None:
+        return f"reached the requested {step} steps; best {name} at step {sel.best_step}"
+    if sel.best_step == last_eval_step and sel.best_step not in (None, 0):
+        return (f"cap reached while still improving ({auto_cap}); best {name} at the last evaluation, "
+                f"step {sel.best_step}: more epochs may help (--epochs)")
+    return f"cap reached ({auto_cap}); best {name} at step {sel.best_step}"
