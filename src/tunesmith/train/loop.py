@@ -244,7 +244,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                     f"stops after {cfg.early_stopping_patience} evaluations without a better score")
         cost = (f"; each evaluation answers {min(len(data.val), cfg.val_generate_rows)} validation rows greedily"
                 if metric != "loss" and getattr(task, "GENERATES", False) else "")
-        log(f"plan: keep the weights with the best validation {metric} (ties: lower loss); {stopping}"
+        ties = " (ties: lower loss)" if metric != "loss" else ""
+        log(f"plan: keep the weights with the best validation {metric}{ties}; {stopping}"
             + (f"; cap {auto_cap}" if auto_cap else "") + cost)
 
     resumed = start_from not in (None, out)
