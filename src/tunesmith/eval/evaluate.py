@@ -53,15 +53,20 @@ def _score(model, task, meta, tokenizer, encoded, prompts, refs, musts, max_new_
     return res
 
 
+def answer_budget(tokenizer, refs: list[str], cap: int) -> int:
+    """New tokens to allow: 1.5x the longest reference + 8, at most `cap` (answers rarely need more)."""
+    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
+    return min(cap, int(longest * 1.5) + 8)
+
+
 def answer_scores(model, tokenizer, examples, batch_size: int = 64) -> dict:
     """token_f1 (and contains, where rows carry must_contain) of greedy answers to the examples' last turns.
     Answers are capped near the longest reference (x1.5 + 8 tokens), which bounds the cost."""
     if not examples:
         return {}
     refs = [e.messages[-1]["content"] for e in examples]
-    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
     preds = generate_batch(model, tokenizer, [e.messages[:-1] for e in examples],
-                           max_new_tokens=min(256, int(longest * 1.5) + 8), batch_size=batch_size)
+                           max_new_tokens=answer_budget(tokenizer, refs, 256), batch_size=batch_size)
     scores = score_generations(preds, refs, [e.must_contain for e in examples])
     return {k: scores[k] for k in ("contains", "token_f1") if scores.get(k) is not None}
 
@@ -82,8 +87,7 @@ def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16
     refs = [e.messages[-1]["content"] for e in chats]
     musts = [e.must_contain for e in chats]
     if max_new_tokens is None and refs:
-        longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
-        max_new_tokens = min(512, int(longest * 1.5) + 8)
+        max_new_tokens = answer_budget(tokenizer, refs, 512)
     args = (task, run.meta, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size)
     result = {"rows": n_rows, "tuned": _score(run.model, *args, "tuned", log), "base": None}
     if base:

@@ -280,14 +280,14 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             loss_mod.train()
             scores = "  " + "  ".join(f"{k[5:]} {v:.3f}" for k, v in row.items()
                                       if k.startswith("eval_") and k[5:] in task.SELECT_METRICS)
-        st["eval_seconds"] += time.perf_counter() - t_eval
-        row["eval_seconds"] = round(time.perf_counter() - t_eval, 2)
+        spent = time.perf_counter() - t_eval
+        st["eval_seconds"] += spent
+        row["eval_seconds"] = round(spent, 2)
         metrics.write(row)
         last_eval_step = step
         bar.log(f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
                 f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}")
         if sel.update(row, step):
-            st["best_step"] = step
             if accelerator.is_main_process:
                 save_weights(accelerator.unwrap_model(loss_mod).model, out)
             return False
@@ -375,7 +375,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     reason = stop_reason(sel, stopped_early=stopped_early, step=step, auto_cap=auto_cap,
                          has_val=val_dl is not None, last_eval_step=last_eval_step)
     log(f"stopped: {reason}")
-    if st["best_step"] is None and accelerator.is_main_process:  # no validation data: keep the last weights
+    if sel.best_step is None and accelerator.is_main_process:  # no validation data: keep the last weights
         save_weights(accelerator.unwrap_model(loss_mod).model, out)
     elapsed = st["elapsed"] + time.perf_counter() - t0
     if accelerator.is_main_process:
@@ -384,14 +384,14 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         summary = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "steps": step,
                    "epochs": round(step / steps_per_epoch, 3), "tokens": st["tokens"],
                    "train_seconds": round(elapsed, 1), "tokens_per_s": round(st["tokens"] / max(elapsed, 1e-9), 1),
-                   "best_eval_loss": sel.best_loss, "best_step": st["best_step"], "select_by": metric,
+                   "best_eval_loss": sel.best_loss, "best_step": sel.best_step, "select_by": metric,
                    f"best_eval_{metric}": sel.best, "stopped_early": stopped_early, "stop_reason": reason,
                    "eval_seconds": round(st["eval_seconds"], 1), "skipped_steps": st["skipped_steps"],
                    "resumed": resumed, "trainable_params": trainable, "total_params": total,
                    "data": data.info, "auto": chosen}
         write_json_atomic(out / "summary.json", summary)  # written last: its presence marks a finished run
-        kept = (f"best weights from step {st['best_step']} (validation {metric} {sel.best:.4g})"
-                if st["best_step"] is not None else "final weights")
+        kept = (f"best weights from step {sel.best_step} (validation {metric} {sel.best:.4g})"
+                if sel.best_step is not None else "final weights")
         log(f"done in {elapsed:.0f}s ({st['eval_seconds']:.0f}s of it validation, "
             f"{st['eval_seconds'] / max(elapsed, 1e-9):.0%}): {step} steps, {st['tokens']:,} tokens; "
             f"kept {kept} in {out}")
