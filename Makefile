@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tunesmith-installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test test-fast lint install clean bench
 
 install: $(STAMP)
 
@@ -17,8 +17,18 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/tunesmith demo
 
-test: $(STAMP)
+# Lint first: a layer broken by an import, or unformatted code, fails the suite with the tool's own message.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q -ra
+
+# Unit tests only: no real embedded model (the `slow` marker), no end-to-end run through the CLI.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -ra -m "not slow and not e2e"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -4,6 +4,7 @@ Each system runs in its own process, alternated A B C A B C ... for --rounds rou
 and settings (see run_one.py). Reports medians and ranges, ratios against each peer, and the fraction of the
 matmul limit measured on this machine in the same run; writes JSON and a markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,15 @@ def longtail_mix(support: Path, out: Path, rows: int, seed: int = 0) -> Path:
     short = chats
     if GPTEACHER.is_file():  # instruction rows, turned into chats so the file has one format
         inst = [json.loads(x) for x in GPTEACHER.read_text().splitlines() if x.strip()]
-        short = [{"messages": [{"role": "user", "content": (r["instruction"] + "\n\n" + r.get("input", "")).strip()},
-                               {"role": "assistant", "content": r["response"]}]} for r in inst]
+        short = [
+            {
+                "messages": [
+                    {"role": "user", "content": (r["instruction"] + "\n\n" + r.get("input", "")).strip()},
+                    {"role": "assistant", "content": r["response"]},
+                ]
+            }
+            for r in inst
+        ]
     mix = []
     for i in range(rows):
         if i % 5 == 4:
@@ -54,12 +62,19 @@ def is_full(system: str) -> bool:
 def convergence(runs: dict) -> dict | None:
     """Per-step training loss, tunesmith (padding-free) against tunesmith-padded, round by round."""
     a, b = runs.get("tunesmith", []), runs.get("tunesmith-padded", [])
-    diffs = [max(abs(x - y) for x, y in zip(ra["losses"], rb["losses"]))
-             for ra, rb in zip(a, b) if "losses" in ra and "losses" in rb]
+    diffs = [
+        max(abs(x - y) for x, y in zip(ra["losses"], rb["losses"]))
+        for ra, rb in zip(a, b)
+        if "losses" in ra and "losses" in rb
+    ]
     if not diffs:
         return None
-    return {"max_abs_loss_diff": max(diffs), "tolerance": CONVERGENCE_TOL, "ok": max(diffs) <= CONVERGENCE_TOL,
-            "steps": len(a[0]["losses"])}
+    return {
+        "max_abs_loss_diff": max(diffs),
+        "tolerance": CONVERGENCE_TOL,
+        "ok": max(diffs) <= CONVERGENCE_TOL,
+        "steps": len(a[0]["losses"]),
+    }
 
 
 def matmul_params(model_name: str) -> int:
@@ -90,11 +105,18 @@ def _stats(values):
 
 def main():
     p = argparse.ArgumentParser(prog="python -m bench")
-    p.add_argument("--systems", default="tunesmith,tunesmith-padded,hf,trl,trl-packed,tunesmith-full,hf-full",
-                   help="any of: tunesmith, tunesmith-padded, tunesmith-compile, tunesmith-ckpt, tunesmith-full, "
-                        "hf, hf-grouped, hf-full, trl, trl-packed")
-    p.add_argument("--mix", choices=["support", "longtail"], default="support",
-                   help="support: a slice of --data; longtail: instructions plus 1-in-5 long multi-turn chats")
+    p.add_argument(
+        "--systems",
+        default="tunesmith,tunesmith-padded,hf,trl,trl-packed,tunesmith-full,hf-full",
+        help="any of: tunesmith, tunesmith-padded, tunesmith-compile, tunesmith-ckpt, tunesmith-full, "
+        "hf, hf-grouped, hf-full, trl, trl-packed",
+    )
+    p.add_argument(
+        "--mix",
+        choices=["support", "longtail"],
+        default="support",
+        help="support: a slice of --data; longtail: instructions plus 1-in-5 long multi-turn chats",
+    )
     p.add_argument("--rounds", type=int, default=2)
     add_run_args(p, DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=HERE / "results")
@@ -105,8 +127,9 @@ def main():
     if args.mix == "longtail":
         import tempfile  # built from the shared data at each run, never written into the repo
 
-        args.data = longtail_mix(args.data, Path(tempfile.mkdtemp(prefix="bench-mix-")) / "longtail.jsonl",
-                                 args.rows + 2)
+        args.data = longtail_mix(
+            args.data, Path(tempfile.mkdtemp(prefix="bench-mix-")) / "longtail.jsonl", args.rows + 2
+        )
 
     n_params = matmul_params(args.model)
     runs: dict[str, list[dict]] = {s: [] for s in systems}
@@ -114,8 +137,11 @@ def main():
         for s in systems:
             res = run(s, args)
             runs[s].append(res)
-            shown = res.get("error") or res.get("missing") or \
-                f"{res['tokens_per_s']:.1f} tok/s (matmul {res['matmul_gflops']:.0f} GFLOP/s)"
+            shown = (
+                res.get("error")
+                or res.get("missing")
+                or f"{res['tokens_per_s']:.1f} tok/s (matmul {res['matmul_gflops']:.0f} GFLOP/s)"
+            )
             print(f"round {r + 1}/{args.rounds} {s}: {shown}", file=sys.stderr, flush=True)
 
     # Each run measured the matmul ceiling in its own process just before training (the machine drifts)
@@ -131,15 +157,23 @@ def main():
         if not ok:
             summary[s] = {"unavailable": rs[0].get("error") or rs[0].get("missing")}
             continue
-        summary[s] = {k: _stats([x[k] for x in ok]) for k in ("tokens_per_s", "s_per_step", "peak_rss_gb",
-                                                               "final_loss")}
+        summary[s] = {
+            k: _stats([x[k] for x in ok]) for k in ("tokens_per_s", "s_per_step", "peak_rss_gb", "final_loss")
+        }
         summary[s]["runs"] = len(ok)
         per_param = FULL_FLOP_PER_PARAM if is_full(s) else LORA_FLOP_PER_PARAM
         summary[s]["fraction_of_limit"] = statistics.median(
-            x["tokens_per_s"] * per_param * n_params / (x["matmul_gflops"] * 1e9) for x in ok)
-    result = {"settings": {k: str(v) for k, v in vars(args).items()}, "matmul_gflops": gflops,
-              "lora_limit_tokens_per_s": limit, "full_limit_tokens_per_s": full_limit, "systems": summary,
-              "convergence": convergence(runs), "raw": runs}
+            x["tokens_per_s"] * per_param * n_params / (x["matmul_gflops"] * 1e9) for x in ok
+        )
+    result = {
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "matmul_gflops": gflops,
+        "lora_limit_tokens_per_s": limit,
+        "full_limit_tokens_per_s": full_limit,
+        "systems": summary,
+        "convergence": convergence(runs),
+        "raw": runs,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(result, indent=2))
@@ -149,13 +183,16 @@ def main():
 
 
 def markdown(result: dict, systems: list[str]) -> str:
-    """The table the README quotes; ratios are tunesmith's median over each peer's (full FT against full FT)."""
+    """The table docs/speed.md quotes; ratios are tunesmith's median over each peer's (full FT against full FT)."""
     s = result["systems"]
 
-    lines = [f"matmul {result['matmul_gflops']:.0f} GFLOP/s (median over runs, each measured just before it); limit {result['lora_limit_tokens_per_s']:.0f} "
-             f"tokens/s LoRA, {result['full_limit_tokens_per_s']:.0f} full fine-tuning", "",
-             "| system | tokens/s median (range) | s/step | peak RSS GB | final loss | % of matmul limit | tunesmith x: speed / RSS |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"matmul {result['matmul_gflops']:.0f} GFLOP/s (median over runs, each measured just before it); limit {result['lora_limit_tokens_per_s']:.0f} "
+        f"tokens/s LoRA, {result['full_limit_tokens_per_s']:.0f} full fine-tuning",
+        "",
+        "| system | tokens/s median (range) | s/step | peak RSS GB | final loss | % of matmul limit | tunesmith x: speed / RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in systems:
         m = s[name]
         if "unavailable" in m:
@@ -165,19 +202,29 @@ def markdown(result: dict, systems: list[str]) -> str:
         ref = s.get("tunesmith-full" if is_full(name) else "tunesmith", {})
         ratio = ""
         if "tokens_per_s" in ref and not name.startswith("tunesmith"):
-            ratio = (f"{ref['tokens_per_s']['median'] / t['median']:.2f} / "
-                     f"{ref['peak_rss_gb']['median'] / m['peak_rss_gb']['median']:.2f}")
-        lines.append(f"| {name} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | "
-                     f"{m['s_per_step']['median']:.2f} | {m['peak_rss_gb']['median']:.2f} | "
-                     f"{m['final_loss']['median']:.4f} | {100 * m['fraction_of_limit']:.0f}% | {ratio} |")
+            ratio = (
+                f"{ref['tokens_per_s']['median'] / t['median']:.2f} / "
+                f"{ref['peak_rss_gb']['median'] / m['peak_rss_gb']['median']:.2f}"
+            )
+        lines.append(
+            f"| {name} | {t['median']:.1f} ({t['min']:.1f}-{t['max']:.1f}) | "
+            f"{m['s_per_step']['median']:.2f} | {m['peak_rss_gb']['median']:.2f} | "
+            f"{m['final_loss']['median']:.4f} | {100 * m['fraction_of_limit']:.0f}% | {ratio} |"
+        )
     c = result.get("convergence")
     if c:
-        lines += ["", f"Convergence: padding-free vs padded, same batches, {c['steps']} steps: max |loss difference| "
-                      f"{c['max_abs_loss_diff']:.2e} (tolerance {c['tolerance']:g}): {'ok' if c['ok'] else 'FAILED'}"]
+        lines += [
+            "",
+            f"Convergence: padding-free vs padded, same batches, {c['steps']} steps: max |loss difference| "
+            f"{c['max_abs_loss_diff']:.2e} (tolerance {c['tolerance']:g}): {'ok' if c['ok'] else 'FAILED'}",
+        ]
     st = result["settings"]
-    lines += ["", f"Settings: {st['rows']} rows of {Path(st['data']).name}, batch {st['batch']}, {st['steps']} steps "
-                  f"({st['warmup']} warm-up steps not timed), max_len {st['max_len']}, LoRA r16/alpha 32/dropout 0, "
-                  f"lr {st['lr']} (full {st['full_lr']}), {st['rounds']} rounds alternated."]
+    lines += [
+        "",
+        f"Settings: {st['rows']} rows of {Path(st['data']).name}, batch {st['batch']}, {st['steps']} steps "
+        f"({st['warmup']} warm-up steps not timed), max_len {st['max_len']}, LoRA r16/alpha 32/dropout 0, "
+        f"lr {st['lr']} (full {st['full_lr']}), {st['rounds']} rounds alternated.",
+    ]
     return "\n".join(lines) + "\n"
 
 

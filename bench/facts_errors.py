@@ -3,6 +3,7 @@
 After `python -m bench.facts`: answers each set's test phrasings with its run and, for every miss, checks
 whether the answer is (or contains the detail of) another fact's answer. Prints counts, writes JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,21 +25,30 @@ def misses(run_dir: Path, folder: Path) -> dict:
     for line in (folder / "train.jsonl").read_text().splitlines():
         r = json.loads(line)
         facts[r["fact"]] = (r["must_contain"], r["messages"][1]["content"])
-    answers = generate_batch(run.model, run.tokenizer, [run.with_system(r["messages"][:1]) for r in rows],
-                             max_new_tokens=64)
-    out = {"rows": len(rows), "hits": 0, "miss_with_other_fact": 0, "miss_verbatim_other_answer": 0,
-           "miss_no_known_fact": 0, "examples": []}
+    answers = generate_batch(
+        run.model, run.tokenizer, [run.with_system(r["messages"][:1]) for r in rows], max_new_tokens=64
+    )
+    out = {
+        "rows": len(rows),
+        "hits": 0,
+        "miss_with_other_fact": 0,
+        "miss_verbatim_other_answer": 0,
+        "miss_no_known_fact": 0,
+        "examples": [],
+    }
     for r, a in zip(rows, answers):
         if contains(a, r["must_contain"]):
             out["hits"] += 1
             continue
         others = [f for f, (m, _) in facts.items() if f != r["fact"] and contains(a, m)]
-        out["miss_verbatim_other_answer"] += any(a.strip() == ans.strip() for f, (_, ans) in facts.items()
-                                                 if f != r["fact"])
+        out["miss_verbatim_other_answer"] += any(
+            a.strip() == ans.strip() for f, (_, ans) in facts.items() if f != r["fact"]
+        )
         out["miss_with_other_fact" if others else "miss_no_known_fact"] += 1
         if len(out["examples"]) < 6:
-            out["examples"].append({"q": r["messages"][0]["content"], "want": r["fact"], "answer": a,
-                                    "other_facts": others})
+            out["examples"].append(
+                {"q": r["messages"][0]["content"], "want": r["fact"], "answer": a, "other_facts": others}
+            )
     return out
 
 

@@ -1,4 +1,5 @@
-"""AdamW step time for SmolLM2-135M-sized parameters: `python -m bench.optimizer` (README, "Fused AdamW")."""
+"""AdamW step time for SmolLM2-135M-sized parameters: `python -m bench.optimizer` (docs/speed.md, "Fused AdamW")."""
+
 from __future__ import annotations
 
 import statistics

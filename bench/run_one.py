@@ -4,6 +4,7 @@ Every system gets the same encoded examples (tunesmith's encoding: same tokens, 
 the same LoRA config, learning rate, schedule, batch size and step count. Throughput counts real (non-pad)
 tokens over the steps after the warm-up ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,14 @@ def encoded(args, tokenizer):
     from tunesmith.data.tokenize import encode_examples
 
     _, examples = read_examples(args.data)
-    enc, _, _ = encode_examples(tokenizer, examples[: args.rows], max_seq_len=args.max_len, overlong="truncate",
-                                train_on="assistant", path=args.data)
+    enc, _, _ = encode_examples(
+        tokenizer,
+        examples[: args.rows],
+        max_seq_len=args.max_len,
+        overlong="truncate",
+        train_on="assistant",
+        path=args.data,
+    )
     return enc
 
 
@@ -50,10 +57,16 @@ def summarise(step_tokens: list[int], step_times: list[float], losses: list[floa
         raise SystemExit(f"only {n} steps ran; need more than --warmup {warmup}")
     secs = step_times[-1] - step_times[warmup - 1] if warmup else step_times[-1]
     toks = sum(step_tokens[warmup:n])
-    return {"steps": n, "tokens": toks, "seconds": round(secs, 3), "tokens_per_s": round(toks / secs, 2),
-            "s_per_step": round(secs / (n - warmup), 3), "final_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
-            "losses": [round(x, 6) for x in losses],
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
+    return {
+        "steps": n,
+        "tokens": toks,
+        "seconds": round(secs, 3),
+        "tokens_per_s": round(toks / secs, 2),
+        "s_per_step": round(secs / (n - warmup), 3),
+        "final_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
+        "losses": [round(x, 6) for x in losses],
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    }
 
 
 def run_tunesmith(args, tokenizer, items, **settings):
@@ -63,12 +76,24 @@ def run_tunesmith(args, tokenizer, items, **settings):
     tmp = Path(tempfile.mkdtemp(prefix="bench-ts-"))
     rows = [json.loads(x) for x in Path(args.data).read_text().splitlines() if x.strip()]
     (tmp / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[: args.rows]))
-    (tmp / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[args.rows: args.rows + 2]))
-    cfg = dict(model=args.model, data=str(tmp / "train.jsonl"), val_data=str(tmp / "val.jsonl"),
-               output=str(tmp / "run"), max_steps=args.steps, batch_size=args.batch, lr=args.lr,
-               max_seq_len=args.max_len, seed=0, eval_every=10**6, tensorboard=False,
-               early_stopping_patience=None, warmup_ratio=0.05, select_by="loss",
-               **{"lora.r": LORA["r"], "lora.alpha": LORA["alpha"], "lora.dropout": LORA["dropout"]})
+    (tmp / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[args.rows : args.rows + 2]))
+    cfg = dict(
+        model=args.model,
+        data=str(tmp / "train.jsonl"),
+        val_data=str(tmp / "val.jsonl"),
+        output=str(tmp / "run"),
+        max_steps=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        max_seq_len=args.max_len,
+        seed=0,
+        eval_every=10**6,
+        tensorboard=False,
+        early_stopping_patience=None,
+        warmup_ratio=0.05,
+        select_by="loss",
+        **{"lora.r": LORA["r"], "lora.alpha": LORA["alpha"], "lora.dropout": LORA["dropout"]},
+    )
     run = tunesmith.train({**cfg, **settings}, force=True)
     rows = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if "train_loss" in r]
@@ -85,8 +110,16 @@ def run_hf(args, tokenizer, items, group_by_length=False, full=False):
 
     model = load_causal_lm(args.model)
     if not full:
-        model = get_peft_model(model, LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=LORA["r"],
+                lora_alpha=LORA["alpha"],
+                lora_dropout=LORA["dropout"],
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            ),
+        )
     data = [{"input_ids": x.input_ids, "labels": x.labels} for x in items]
     step_tokens, times, losses = [], [], []
     pending = []
@@ -111,12 +144,23 @@ def run_hf(args, tokenizer, items, group_by_length=False, full=False):
             if logs and "loss" in logs:
                 losses.append(float(logs["loss"]))
 
-    targs = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="bench-hf-"), per_device_train_batch_size=args.batch,
-                              max_steps=args.steps, learning_rate=args.full_lr if full else args.lr,
-                              lr_scheduler_type="cosine", warmup_steps=int(0.05 * args.steps), logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
-                              seed=0, remove_unused_columns=False,
-                              train_sampling_strategy="group_by_length" if group_by_length else "random",
-                              dataloader_num_workers=0, disable_tqdm=True)
+    targs = TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="bench-hf-"),
+        per_device_train_batch_size=args.batch,
+        max_steps=args.steps,
+        learning_rate=args.full_lr if full else args.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=int(0.05 * args.steps),
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     if group_by_length:
         for d in data:
             d["length"] = len(d["input_ids"])
@@ -149,15 +193,38 @@ def run_trl(args, tokenizer, items, packed=False):
             if logs and "loss" in logs:
                 losses.append(float(logs["loss"]))
 
-    cfg = SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=args.batch,
-                    max_steps=args.steps, learning_rate=args.lr, lr_scheduler_type="cosine",
-                    warmup_steps=int(0.05 * args.steps), logging_steps=1, save_strategy="no", report_to=[],
-                    use_cpu=True, seed=0, max_length=args.max_len, packing=packed, disable_tqdm=True,
-                    dataloader_num_workers=0, bf16=False)
-    trainer = SFTTrainer(model=load_causal_lm(args.model), args=cfg, train_dataset=data,
-                         peft_config=LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
-                                                target_modules="all-linear", task_type="CAUSAL_LM"),
-                         processing_class=tokenizer, callbacks=[Clock()])
+    cfg = SFTConfig(
+        output_dir=tempfile.mkdtemp(prefix="bench-trl-"),
+        per_device_train_batch_size=args.batch,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=int(0.05 * args.steps),
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        max_length=args.max_len,
+        packing=packed,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        bf16=False,
+    )
+    trainer = SFTTrainer(
+        model=load_causal_lm(args.model),
+        args=cfg,
+        train_dataset=data,
+        peft_config=LoraConfig(
+            r=LORA["r"],
+            lora_alpha=LORA["alpha"],
+            lora_dropout=LORA["dropout"],
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        ),
+        processing_class=tokenizer,
+        callbacks=[Clock()],
+    )
     inner = trainer.data_collator  # TRL refuses a custom collator with padding-free; wrap its own to count tokens
 
     def collate(batch):

@@ -1,4 +1,4 @@
-"""Serving figures for the README: `python -m bench.serve_load`.
+"""Serving figures for docs/serve.md: `python -m bench.serve_load`.
 
 1. Memory: three LoRA runs on smollm2-135m served from one shared base (tunesmith.serve's pool), against the
    same three runs each loaded on its own (`Run(path).model`, all kept), each way in a fresh process.
@@ -10,6 +10,7 @@
 The runs are tiny (2 LoRA steps on a few demo rows, under --workdir, reused when present): the point is the
 serving cost, not their answers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,22 @@ def train_runs(workdir: Path, count: int) -> list[Path]:
         path = workdir / f"lora-{i}"
         if not (path / "summary.json").is_file():
             data = workdir / f"rows-{i}.jsonl"
-            data.write_text("".join(json.dumps(r) + "\n" for r in rows[i * 20:(i + 1) * 20]))
-            tunesmith.train(dict(model="smollm2-135m", data=str(data), output=str(path), method="lora", max_steps=2,
-                                 batch_size=4, max_seq_len=128, seed=i, lr=1e-3, tensorboard=False), force=True)
+            data.write_text("".join(json.dumps(r) + "\n" for r in rows[i * 20 : (i + 1) * 20]))
+            tunesmith.train(
+                dict(
+                    model="smollm2-135m",
+                    data=str(data),
+                    output=str(path),
+                    method="lora",
+                    max_steps=2,
+                    batch_size=4,
+                    max_seq_len=128,
+                    seed=i,
+                    lr=1e-3,
+                    tensorboard=False,
+                ),
+                force=True,
+            )
         out.append(path)
     return out
 
@@ -85,9 +99,16 @@ def memory(paths: list[Path]) -> dict:
     separate loads of one base inside one process share its pages physically: PSS shows that, RSS not."""
     out = {}
     for name, argv in SETUPS.items():
-        procs = [subprocess.Popen([sys.executable, "-c", MEMORY_CHILD, *map(str, a)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                 for a in argv(paths)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", MEMORY_CHILD, *map(str, a)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for a in argv(paths)
+        ]
         for p in procs:
             assert p.stdout.readline().strip() == "ready", f"{name}: a memory probe failed"
         for p in procs:
@@ -120,9 +141,13 @@ async def load(url: str, models: list[str], prompts: list[str], requests: int, m
 
     async def one(i):
         t0 = time.perf_counter()
-        r = await client.chat.completions.create(model=models[i % len(models)], max_tokens=max_tokens,
-                                                 messages=[{"role": "user", "content": prompts[i % len(prompts)]}],
-                                                 temperature=0.7, seed=i)
+        r = await client.chat.completions.create(
+            model=models[i % len(models)],
+            max_tokens=max_tokens,
+            messages=[{"role": "user", "content": prompts[i % len(prompts)]}],
+            temperature=0.7,
+            seed=i,
+        )
         assert r.choices[0].message.content is not None and r.choices[0].finish_reason in ("stop", "length")
         return time.perf_counter() - t0, r.usage.completion_tokens
 
@@ -132,9 +157,15 @@ async def load(url: str, models: list[str], prompts: list[str], requests: int, m
     lat = sorted(x for x, _ in results)
     tokens = sum(n for _, n in results)
     await client.close()
-    return {"requests": requests, "wall_s": round(wall, 2), "completion_tokens": tokens,
-            "tokens_per_s": round(tokens / wall, 1), "p50_s": round(statistics.median(lat), 2),
-            "p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2), "max_s": round(lat[-1], 2)}
+    return {
+        "requests": requests,
+        "wall_s": round(wall, 2),
+        "completion_tokens": tokens,
+        "tokens_per_s": round(tokens / wall, 1),
+        "p50_s": round(statistics.median(lat), 2),
+        "p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2),
+        "max_s": round(lat[-1], 2),
+    }
 
 
 def main(argv=None):
@@ -155,9 +186,12 @@ def main(argv=None):
     if not args.skip_memory:
         result["memory"] = memory(paths)
         for name, m in result["memory"].items():
-            print(f"memory: {name:>27} ({m['processes']} process(es)): RSS {m['VmRSS'] / 2**30:.2f} GiB = "
-                  f"anonymous {m['RssAnon'] / 2**30:.2f} + file-backed {m['RssFile'] / 2**30:.2f} "
-                  f"(peak {m['VmHWM'] / 2**30:.2f}), PSS {m['Pss'] / 2**30:.2f} GiB", flush=True)
+            print(
+                f"memory: {name:>27} ({m['processes']} process(es)): RSS {m['VmRSS'] / 2**30:.2f} GiB = "
+                f"anonymous {m['RssAnon'] / 2**30:.2f} + file-backed {m['RssFile'] / 2**30:.2f} "
+                f"(peak {m['VmHWM'] / 2**30:.2f}), PSS {m['Pss'] / 2**30:.2f} GiB",
+                flush=True,
+            )
 
     if args.skip_load:
         print(json.dumps(result))
@@ -167,9 +201,13 @@ def main(argv=None):
     log = (args.workdir / "server.log").open("w")  # a file, not a pipe: a full pipe would stall the server
     threads = ["--threads", str(args.threads)] if args.threads else []
     result["threads"] = args.threads
-    server = subprocess.Popen([sys.executable, "-m", "tunesmith", "serve", *map(str, paths), "--port", str(port),
-                               *threads],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tunesmith", "serve", *map(str, paths), "--port", str(port), *threads],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 300
         while True:
@@ -178,7 +216,7 @@ def main(argv=None):
                 break
             except OSError:
                 if server.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"server did not start; see {args.workdir / 'server.log'}")
+                    raise SystemExit(f"server did not start; see {args.workdir / 'server.log'}") from None
                 time.sleep(0.5)
         url = f"http://127.0.0.1:{port}/v1"
         models = [m["id"] for m in json.loads(urllib.request.urlopen(f"{url}/models").read())["data"]]
@@ -187,15 +225,19 @@ def main(argv=None):
         rss_idle = vm(server.pid, "VmRSS")
         asyncio.run(load(url, models, prompts, 4, 4))  # warm-up
         result["load"] = asyncio.run(load(url, models, prompts, args.requests, args.max_tokens))
-        result["load"].update(models=models, max_tokens=args.max_tokens, server_rss_idle=rss_idle,
-                              server_peak_rss=vm(server.pid, "VmHWM"))
+        result["load"].update(
+            models=models, max_tokens=args.max_tokens, server_rss_idle=rss_idle, server_peak_rss=vm(server.pid, "VmHWM")
+        )
         print(f"load: {json.dumps(result['load'])}", flush=True)
         if args.serial:
             serial = [asyncio.run(load(url, models, prompts, 1, args.max_tokens)) for _ in range(args.serial)]
             tok = sum(s["completion_tokens"] for s in serial)
-            result["serial"] = {"requests": args.serial, "completion_tokens": tok,
-                                "tokens_per_s": round(tok / sum(s["wall_s"] for s in serial), 1),
-                                "p50_s": round(statistics.median(s["p50_s"] for s in serial), 2)}
+            result["serial"] = {
+                "requests": args.serial,
+                "completion_tokens": tok,
+                "tokens_per_s": round(tok / sum(s["wall_s"] for s in serial), 1),
+                "p50_s": round(statistics.median(s["p50_s"] for s in serial), 2),
+            }
             print(f"one at a time: {json.dumps(result['serial'])}", flush=True)
     finally:
         server.terminate()

@@ -1,4 +1,5 @@
 """Shared fixtures: the real SmolLM2 tokenizer, and tiny random Llama models built from a config."""
+
 from __future__ import annotations
 
 import json
@@ -39,11 +40,20 @@ def tiny_llama(tmp_path_factory, smol_dir, tokenizer) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      initializer_range=0.3,  # large enough that LoRA alone can move the logits
-                      tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=0.3,  # large enough that LoRA alone can move the logits
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     out = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(cfg).save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -58,9 +68,15 @@ def write_jsonl(path: Path, rows) -> Path:
 def qa_rows(n: int, start: int = 0):
     """Deterministic Q/A chats a tiny model can memorise: the answer is a fixed word per question id."""
     words = ["apple", "river", "stone", "cloud", "maple", "ember", "frost", "cedar"]
-    return [{"messages": [{"role": "user", "content": f"code {i}?"},
-                          {"role": "assistant", "content": f"The code is {words[i % len(words)]}."}]}
-            for i in range(start, start + n)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"code {i}?"},
+                {"role": "assistant", "content": f"The code is {words[i % len(words)]}."},
+            ]
+        }
+        for i in range(start, start + n)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +100,15 @@ def tiny_bert(tmp_path_factory, bert_tokenizer) -> Path:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(bert_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                     num_attention_heads=4, max_position_embeddings=256, pad_token_id=bert_tokenizer.pad_token_id)
+    cfg = BertConfig(
+        vocab_size=len(bert_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+        pad_token_id=bert_tokenizer.pad_token_id,
+    )
     out = tmp_path_factory.mktemp("tiny-bert")
     BertModel(cfg).save_pretrained(out)  # no task head, like the embedded MiniLM
     bert_tokenizer.save_pretrained(out)

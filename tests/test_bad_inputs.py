@@ -5,6 +5,7 @@ Most cases run in-process (cli.main() with a patched argv) for speed; a few go t
 The manifest, tests/bad_inputs/cases.yaml, says for each file which task and flags to use and what the error
 line must say.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import qa_rows, write_jsonl
 
 BAD = Path(__file__).resolve().parent / "bad_inputs"
@@ -32,14 +32,14 @@ def models(tiny_llama, tiny_bert):
     In-process, the training loop's tokenizer loads are memoised (a failed load is not cached): the cases test
     what happens to bad input, and reloading SmolLM2's tokenizer for each would take most of their time."""
     import tunesmith.cli  # noqa: F401
-    from tunesmith.tasks import TASKS, get_task
+    from tunesmith.tasks import get_task, task_names
     from tunesmith.train import loop
 
     mp = pytest.MonkeyPatch()
     mp.setattr(loop, "load_tokenizer", functools.lru_cache(maxsize=None)(loop.load_tokenizer))
     loop.load_tokenizer(str(tiny_llama), False, chat=True)
     loop.load_tokenizer(str(tiny_bert), False, chat=False)
-    for name in TASKS:
+    for name in task_names():
         get_task(name)
     yield {"sft": tiny_llama, "clm": tiny_llama, "classify": tiny_bert, "tokens": tiny_bert, "mlm": tiny_bert}
     mp.undo()
@@ -85,8 +85,9 @@ def run_in_process(args, cwd, monkeypatch, capfd) -> tuple[int, str]:
 def run_subprocess(args, cwd) -> tuple[int, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("TUNESMITH_DEBUG", None)
-    r = subprocess.run([sys.executable, "-m", "tunesmith", *args], capture_output=True, text=True, cwd=cwd,
-                       env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "tunesmith", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
     return r.returncode, r.stderr
 
 
@@ -152,6 +153,7 @@ def test_huge_single_row_is_refused_by_size(suffix, make, models, tmp_path, monk
     assert_one_line_error(code, err, expect, out)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_bad_input_in_a_real_process(name, models, good_data, tmp_path):
     case = CASES[name]

@@ -1,5 +1,6 @@
 """`tunesmith check`, the data doctor: exact counts of bad rows, duplicates, leaks, personal data, tokens,
 the estimate and --fix, on small files written here (plus one real dataset)."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ import math
 import sys
 
 import pytest
-
 from conftest import qa_rows, sentiment_rows, shared_data, write_csv, write_jsonl
-from tunesmith.data.check import check, invalid_rows, summary
+
+from tunesmith.check import check, invalid_rows, summary
 from tunesmith.errors import TunesmithError
 
 
@@ -24,18 +25,21 @@ def write_lines(path, lines):
 
 def test_invalid_rows_lists_every_bad_row_with_line_and_field(tmp_path):
     good = json.dumps(qa_rows(1)[0])
-    path = write_lines(tmp_path / "d.jsonl", [
-        good,
-        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}),
-        json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),
-        "",  # blank lines are no rows
-        json.dumps({"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "x"}]}),
-        '{"messages": [',
-        b'{"messages": "caf\xff"}',
-        json.dumps({"messages": []}),
-        json.dumps([1, 2]),
-        good,
-    ])
+    path = write_lines(
+        tmp_path / "d.jsonl",
+        [
+            good,
+            json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}),
+            json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),
+            "",  # blank lines are no rows
+            json.dumps({"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "x"}]}),
+            '{"messages": [',
+            b'{"messages": "caf\xff"}',
+            json.dumps({"messages": []}),
+            json.dumps([1, 2]),
+            good,
+        ],
+    )
     got = [(e["line"], e["field"], e["problem"]) for e in invalid_rows(path)]
     assert got == [
         (2, "messages[1].role", "messages[1].role: unknown role 'bot' (expected one of assistant, system, user)"),
@@ -48,15 +52,21 @@ def test_invalid_rows_lists_every_bad_row_with_line_and_field(tmp_path):
     ]
     assert got[3][2].startswith("invalid JSON")
     assert all(e["file"] == str(path) for e in invalid_rows(path))
-    assert summary(invalid_rows(path), limit=1) == (f"7 invalid rows: {path}:2: messages[1].role: unknown role 'bot' "
-                                                    "(expected one of assistant, system, user); ... and 6 more "
-                                                    "(tunesmith check lists them all)")
+    assert summary(invalid_rows(path), limit=1) == (
+        f"7 invalid rows: {path}:2: messages[1].role: unknown role 'bot' "
+        "(expected one of assistant, system, user); ... and 6 more "
+        "(tunesmith check lists them all)"
+    )
     assert invalid_rows(write_jsonl(tmp_path / "ok.jsonl", qa_rows(3))) == []
 
 
 def test_file_level_problem_is_one_entry_and_the_rest_is_skipped(tmp_path):
-    cases = {"empty.jsonl": b"", "array.json": b'[{"text": "a"},\n{"text": ]', "latin1.csv": b"text\ncaf\xe9\n",
-             "layout.jsonl": b'{"question": "a", "answer": "b"}\n'}
+    cases = {
+        "empty.jsonl": b"",
+        "array.json": b'[{"text": "a"},\n{"text": ]',
+        "latin1.csv": b"text\ncaf\xe9\n",
+        "layout.jsonl": b'{"question": "a", "answer": "b"}\n',
+    }
     for name, raw in cases.items():
         (tmp_path / name).write_bytes(raw)
         res = check(tmp_path / name, estimate=False)
@@ -67,7 +77,8 @@ def test_file_level_problem_is_one_entry_and_the_rest_is_skipped(tmp_path):
     # a CSV with one undecodable row: that row only, the others are still checked
     (tmp_path / "latin1.csv").write_bytes(b"text,label\ngood one,a\ncaf\xe9,b\nfine,b\n")
     assert [(e["line"], e["problem"]) for e in invalid_rows(tmp_path / "latin1.csv", "classify")] == [
-        (3, "text is not valid UTF-8")]
+        (3, "text is not valid UTF-8")
+    ]
 
 
 def content_rows():
@@ -81,8 +92,14 @@ def content_rows():
     rows.append(json.dumps(chat(" ".join(words), "ok")))  # 12
     rows.append(json.dumps(chat(" ".join(words[:36] + ["other"] + words[37:]), "ok")))  # 13: 3-gram Jaccard 0.85
     rows.append(json.dumps(chat("code 3?", "The code is ember.")))  # 14: line 4 says cloud
-    rows.append(json.dumps(chat("mail jane.doe@mailhost.net (docs@example.com is reserved) or call +44 20 7946 0958",
-                                "card 4111 1111 1111 1111 noted; 4111 1111 1111 1112 is no card")))  # 15
+    rows.append(
+        json.dumps(
+            chat(
+                "mail jane.doe@mailhost.net (docs@example.com is reserved) or call +44 20 7946 0958",
+                "card 4111 1111 1111 1111 noted; 4111 1111 1111 1112 is no card",
+            )
+        )
+    )  # 15
     return rows
 
 
@@ -91,8 +108,9 @@ def test_duplicates_leakage_conflicts_pii_and_token_stats(tiny_llama, tokenizer,
     from tunesmith.data.tokenize import encode_chat, encode_examples
 
     data = write_lines(tmp_path / "train.jsonl", content_rows())
-    val = write_jsonl(tmp_path / "val.jsonl", [qa_rows(1, 4)[0], chat("CODE 5?", "The code is ember."),
-                                                chat("code 99?", "none")])
+    val = write_jsonl(
+        tmp_path / "val.jsonl", [qa_rows(1, 4)[0], chat("CODE 5?", "The code is ember."), chat("code 99?", "none")]
+    )
     test = write_jsonl(tmp_path / "test.jsonl", [qa_rows(1, 6)[0]])
     lengths = [len(encode_chat(tokenizer, json.loads(x)["messages"])[0]) for x in content_rows()]
     max_len = sorted(lengths)[-4]
@@ -119,8 +137,10 @@ def test_duplicates_leakage_conflicts_pii_and_token_stats(tiny_llama, tokenizer,
 
 
 def test_fix_writes_a_clean_copy_and_a_log_and_never_the_input(tiny_llama, tmp_path):
-    rows = content_rows() + [json.dumps({"messages": []}),
-                             json.dumps({"messages": [{"role": "bot", "content": "x"}]})]  # 16 empty, 17 invalid
+    rows = content_rows() + [
+        json.dumps({"messages": []}),
+        json.dumps({"messages": [{"role": "bot", "content": "x"}]}),
+    ]  # 16 empty, 17 invalid
     data = write_lines(tmp_path / "train.jsonl", rows)
     before = data.read_bytes()
     val = write_jsonl(tmp_path / "val.jsonl", [qa_rows(1, 4)[0], chat("CODE 5?", "The code is ember.")])
@@ -132,8 +152,14 @@ def test_fix_writes_a_clean_copy_and_a_log_and_never_the_input(tiny_llama, tmp_p
     kept = [1, 2, 3, 4, 8, 11, 12, 13, 14, 15, 17]
     assert out.read_text().splitlines() == [rows[i - 1] for i in kept]
     log = [json.loads(x) for x in (tmp_path / "clean" / "train.jsonl.changes.jsonl").read_text().splitlines()]
-    assert [(x["line"], x["reason"]) for x in log] == [(5, "leak"), (6, "leak"), (7, "leak"), (9, "duplicate"),
-                                                       (10, "duplicate"), (16, "empty")]
+    assert [(x["line"], x["reason"]) for x in log] == [
+        (5, "leak"),
+        (6, "leak"),
+        (7, "leak"),
+        (9, "duplicate"),
+        (10, "duplicate"),
+        (16, "empty"),
+    ]
     assert log[3]["detail"] == "same content as line 1" and log[2]["detail"] == "also in test.jsonl"
     assert res["fix"]["removed"] == {"leak": 3, "duplicate": 2, "empty": 1} and res["fix"]["rows_out"] == 11
     for bad in (data, val, tmp_path / "x.csv"):
@@ -149,7 +175,9 @@ def test_classify_unseen_label_balance_and_csv_fix(tiny_bert, bert_tokenizer, tm
     out = tmp_path / "clean.csv"
     res = check(data, val=val, model=str(tiny_bert), task="classify", estimate=False, fix=out)
     assert [(e["file"], e["line"], e["field"]) for e in res["invalid_rows"]] == [
-        (str(data), 16, "label"), (str(val), 3, "label")]
+        (str(data), 16, "label"),
+        (str(val), 3, "label"),
+    ]
     assert res["invalid_rows"][1]["problem"] == "label 'meh' does not occur in the training data"
     assert res["class_balance"]["labels"] == {"pos": 8, "neg": 6} and res["duplicates"] == 1
     texts = [t for t, _ in train[:14]]
@@ -165,7 +193,8 @@ def test_tokens_conll_every_bad_line(tmp_path):
     path.write_text("EU B-ORG\nrejects O\n\nPeter B-PER\nBadLine\n\nJohn B-PER\nwent X-LOC\n\nMary B-PER\n")
     assert [(e["line"], e["problem"]) for e in invalid_rows(path, "tokens")] == [
         (5, "expected a token and a tag separated by whitespace, got 'BadLine'"),
-        (8, "tag 'X-LOC' is not a BIO tag (O, B-type, I-type)")]
+        (8, "tag 'X-LOC' is not a BIO tag (O, B-type, I-type)"),
+    ]
 
 
 def test_estimate_from_a_measured_calibration(tiny_llama, tokenizer, tmp_path):
@@ -191,8 +220,11 @@ def test_clm_text_file_blocks_match_training(tiny_llama, tokenizer, tmp_path):
     from tunesmith.data.load import load_rows
     from tunesmith.data.tokenize import pack_text
 
-    paragraphs = ["To be, or not to be, that is the question.\n", "Whether 'tis nobler in the mind to suffer\n",
-                  "The slings and arrows of outrageous fortune.\n"]
+    paragraphs = [
+        "To be, or not to be, that is the question.\n",
+        "Whether 'tis nobler in the mind to suffer\n",
+        "The slings and arrows of outrageous fortune.\n",
+    ]
     data = tmp_path / "play.txt"
     data.write_text("\n".join(paragraphs))
     res = check(data, model=str(tiny_llama), task="clm", cfg={"max_seq_len": 8}, estimate=False)
@@ -222,11 +254,27 @@ def test_cli_json_report_and_exit_codes(tiny_llama, tmp_path, monkeypatch, capsy
     code, out, err = tunesmith(monkeypatch, capsys, "check", data, "--model", tiny_llama, "--json", "--no-estimate")
     assert code == 0, err
     res = json.loads(out)  # exactly one JSON object on stdout
-    assert {"format", "rows", "invalid_rows", "token_stats", "duplicates", "near_duplicates", "leakage",
-            "conflicts", "pii", "estimate"} <= set(res)
+    assert {
+        "format",
+        "rows",
+        "invalid_rows",
+        "token_stats",
+        "duplicates",
+        "near_duplicates",
+        "leakage",
+        "conflicts",
+        "pii",
+        "estimate",
+    } <= set(res)
     assert (res["rows"], res["duplicates"], res["leakage"]) == (7, 1, {"val": None, "test": None})
-    write_jsonl(data, [{"prompt": "q1", "completion": "a1"}, {"prompt": "q2", "completion": "a2"},
-                       {"prompt": "q", "completion": " "}])
+    write_jsonl(
+        data,
+        [
+            {"prompt": "q1", "completion": "a1"},
+            {"prompt": "q2", "completion": "a2"},
+            {"prompt": "q", "completion": " "},
+        ],
+    )
     code, out, err = tunesmith(monkeypatch, capsys, "check", data, "--model", tiny_llama, "--no-estimate")
     assert code == 2 and out == ""
     assert "invalid rows (1)" in err and "Traceback" not in err

@@ -1,4 +1,5 @@
 """The `tunesmith` command as a user runs it: exit codes, one-line errors, nothing half-written."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,23 @@ import os
 import subprocess
 import sys
 
-
+import pytest
 from conftest import qa_rows, write_jsonl
+
+pytestmark = pytest.mark.e2e  # commands run as real processes: not in make test-fast
 
 
 def tunesmith(*args, cwd=None, input=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "tunesmith", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, input=input, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=input,
+        env=env,
+        timeout=600,
+    )
 
 
 def test_malformed_row_stops_before_training(tiny_llama, tmp_path):
@@ -24,7 +34,9 @@ def test_malformed_row_stops_before_training(tiny_llama, tmp_path):
     r = tunesmith("train", "--model", tiny_llama, "--data", data, "--output", tmp_path / "out", "--max-steps", 2)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert lines[-1] == f"error: {data}:4: messages[1].role: unknown role 'bot' (expected one of assistant, system, user)"
+    assert (
+        lines[-1] == f"error: {data}:4: messages[1].role: unknown role 'bot' (expected one of assistant, system, user)"
+    )
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
 
@@ -50,8 +62,23 @@ def test_init_writes_a_config_that_train_accepts(tiny_llama, tmp_path):
     assert r.returncode == 0 and (tmp_path / "run.yaml").is_file()
     assert tunesmith("init", tmp_path / "run.yaml").returncode == 2  # no silent overwrite
     data = write_jsonl(tmp_path / "d.jsonl", qa_rows(16))
-    r = tunesmith("train", "--config", tmp_path / "run.yaml", "--model", tiny_llama, "--data", data,
-                  "--output", tmp_path / "run", "--max-steps", 2, "--lr", 0.01, "--lora-r", 4)
+    r = tunesmith(
+        "train",
+        "--config",
+        tmp_path / "run.yaml",
+        "--model",
+        tiny_llama,
+        "--data",
+        data,
+        "--output",
+        tmp_path / "run",
+        "--max-steps",
+        2,
+        "--lr",
+        0.01,
+        "--lora-r",
+        4,
+    )
     assert r.returncode == 0, r.stderr
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "max_steps: 2" in saved and "lr: 0.01" in saved and "r: 4" in saved
@@ -64,8 +91,23 @@ def test_train_eval_generate_roundtrip(tiny_llama, tmp_path):
         row["must_contain"] = row["messages"][-1]["content"].split()[-1].rstrip(".")
     test = write_jsonl(tmp_path / "test.jsonl", test_rows)
     run_dir = tmp_path / "run"
-    r = tunesmith("train", "--model", tiny_llama, "--data", data, "--output", run_dir, "--method", "full",
-                  "--max-steps", 30, "--lr", 3e-3, "--seed", 1)
+    r = tunesmith(
+        "train",
+        "--model",
+        tiny_llama,
+        "--data",
+        data,
+        "--output",
+        run_dir,
+        "--method",
+        "full",
+        "--max-steps",
+        30,
+        "--lr",
+        3e-3,
+        "--seed",
+        1,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(run_dir)
     assert "detected format 'chat messages'" in r.stderr

@@ -1,4 +1,5 @@
 """Run configuration: YAML + flag overrides, one-line validation errors, save/load, the starter file."""
+
 from __future__ import annotations
 
 import pytest
@@ -76,8 +77,13 @@ def test_validation_errors_name_the_field(tmp_path):
     p = _yaml(tmp_path, "data: d.jsonl\nlora:\n  r: 0\n")
     assert _err(p) == f"{p}: invalid config: lora.r: Input should be greater than or equal to 1"
     assert _err(None) == "invalid config: data: Field required"
-    assert _err(None, data="d", task="xx") == "invalid config: task: Input should be 'sft', 'clm', 'classify', 'tokens' or 'mlm'"
-    assert _err(None, data="d", max_seq_len=4) == "invalid config: max_seq_len: Input should be greater than or equal to 8"
+    assert (
+        _err(None, data="d", task="xx")
+        == "invalid config: task: Value error, unknown task 'xx' (known: classify, clm, mlm, sft, tokens)"
+    )
+    assert (
+        _err(None, data="d", max_seq_len=4) == "invalid config: max_seq_len: Input should be greater than or equal to 8"
+    )
     msg = _err(None, data="d", val_fraction=1.5, bogus=1)
     assert msg.startswith("invalid config: val_fraction: Input should be less than 1; ")
     assert msg.endswith("bogus: Extra inputs are not permitted")
@@ -105,8 +111,14 @@ def test_empty_yaml_uses_defaults_and_flags(tmp_path):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    cfg = build_config(None, data="d.jsonl", lr=2e-4, max_steps=7, columns={"q": "prompt"},
-                       **{"lora.target_modules": ["q_proj", "v_proj"], "lora.r": 4})
+    cfg = build_config(
+        None,
+        data="d.jsonl",
+        lr=2e-4,
+        max_steps=7,
+        columns={"q": "prompt"},
+        **{"lora.target_modules": ["q_proj", "v_proj"], "lora.r": 4},
+    )
     save_config(cfg, tmp_path / "config.yaml")
     loaded = load_saved_config(tmp_path)
     assert loaded == cfg
@@ -128,3 +140,108 @@ def test_starter_is_valid_yaml_and_accepted(tmp_path):
     assert cfg.output == "runs/my-run"
     # every other starter value is the default
     assert cfg == RunConfig(data="d.jsonl", output="runs/my-run")
+
+
+def test_starter_is_generated_from_the_fields():
+    from tunesmith.config import LoraConfig
+
+    text = STARTER.format(name="x.yaml")
+    raw = yaml.safe_load(text)
+    assert set(raw) == set(RunConfig.model_fields) - {"columns"}  # columns: a commented-out example
+    assert set(raw["lora"]) == set(LoraConfig.model_fields)
+    assert "# classify: the column holding the label(s)" in text  # the description, as a comment
+    assert "overlong: truncate" in text and "[truncate|drop]" in text  # a Literal's choices
+
+
+def _train_flags(*args):
+    from tunesmith import cli
+    from tunesmith.cli_options import parse, train_config
+
+    kw = parse(cli.app, "train", [str(a) for a in args])
+    return train_config(kw["overrides"], kw["resume"], kw["config"])
+
+
+OLD_TRAIN_FLAGS = """--model --data --val-data --task --method --output --epochs --max-steps --lr --batch-size --grad-accum
+--max-seq-len --overlong --train-on --scheduler --seed --eval-every --patience --select-by --val-generate-rows
+--neftune-alpha --lora-r --lora-alpha --lora-dropout --target-modules --lora-variant --column --system-prompt
+--label-column --text-pair-column --multi-label --class-weight --threshold --label-subwords --whole-word-mask
+--mlm-probability --padding-free --padded --compile --gradient-checkpointing --save-steps --keep-checkpoints
+--on-nonfinite --allow-pickle --resume --config --force""".split()
+
+
+def test_every_setting_has_a_description_and_every_flag_stays():
+    from typer.main import get_command
+
+    from tunesmith import cli
+    from tunesmith.cli_options import fields
+
+    assert all(f.description for f in fields().values())
+    params = get_command(cli.app).commands["train"].params
+    flags = {o for p in params for o in [*p.opts, *getattr(p, "secondary_opts", [])]}
+    assert set(OLD_TRAIN_FLAGS) <= flags
+    assert {"--warmup-ratio", "--no-tensorboard", "--trust-remote-code"} <= flags  # generated, new
+
+
+def test_train_flags_become_the_config(tmp_path):
+    cfg, resume = _train_flags(
+        "--data",
+        "x.jsonl",
+        "--lora-r",
+        8,
+        "--target-modules",
+        "q_proj,v_proj",
+        "--patience",
+        2,
+        "--column",
+        "a=prompt",
+        "--column",
+        "b=completion",
+        "--multi-label",
+        "--padded",
+        "--no-tensorboard",
+        "--epochs",
+        1.5,
+    )
+    assert (cfg.data, cfg.lora.r, cfg.lora.target_modules) == ("x.jsonl", 8, ["q_proj", "v_proj"])
+    assert cfg.early_stopping_patience == 2 and cfg.columns == {"a": "prompt", "b": "completion"}
+    assert cfg.multi_label and not cfg.padding_free and not cfg.tensorboard and cfg.epochs == 1.5
+    assert resume is False and cfg.lora.alpha == 32
+    p = _yaml(tmp_path, "data: d.jsonl\nmulti_label: true\nlr: 0.1\nmax_steps: 5\n")
+    cfg, _ = _train_flags("--config", p, "--no-multi-label", "--epochs", 2)  # flags not given keep the YAML's
+    assert (cfg.multi_label, cfg.lr, cfg.epochs, cfg.max_steps) == (False, 0.1, 2, None)
+    assert _train_flags("--data", "d", "--resume", "auto")[0].resume == "auto"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: d.jsonl\nmax_steps: 10\n")
+    cfg, resume = _train_flags("--resume", run, "--max-steps", 12)
+    assert resume is True and cfg.output == str(run) and cfg.max_steps == 12
+    with pytest.raises(TunesmithError, match="--column expects yours=expected"):
+        _train_flags("--data", "d", "--column", "nope")
+
+
+def test_check_takes_its_subset_of_flags():
+    from tunesmith import cli
+    from tunesmith.cli_options import parse
+
+    kw = parse(
+        cli.app,
+        "check",
+        [
+            "d.jsonl",
+            "--val",
+            "v.jsonl",
+            "--column",
+            "q=prompt",
+            "--multi-label",
+            "--max-seq-len",
+            "64",
+            "--no-estimate",
+        ],
+    )
+    assert kw["overrides"] == {
+        "val_data": "v.jsonl",
+        "columns": {"q": "prompt"},
+        "multi_label": True,
+        "max_seq_len": 64,
+    }
+    assert kw["data"] == "d.jsonl" and kw["no_estimate"] is True

@@ -2,6 +2,7 @@
 
 Uses 10 of the demo's facts (140 training phrasings) so it takes about two minutes on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,21 @@ def run(tmp_path_factory, facts):
     tmp = tmp_path_factory.mktemp("e2e")
     train = tmp / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in _rows("train.jsonl", facts)))
-    return tunesmith.train({"model": "smollm2-135m", "data": str(train), "output": str(tmp / "run"),
-                            "epochs": 3, "lr": 2e-3, "batch_size": 8, "val_fraction": 0.1, "eval_every": 16,
-                            "early_stopping_patience": None, "seed": 0, "tensorboard": False})
+    return tunesmith.train(
+        {
+            "model": "smollm2-135m",
+            "data": str(train),
+            "output": str(tmp / "run"),
+            "epochs": 3,
+            "lr": 2e-3,
+            "batch_size": 8,
+            "val_fraction": 0.1,
+            "eval_every": 16,
+            "early_stopping_patience": None,
+            "seed": 0,
+            "tensorboard": False,
+        }
+    )
 
 
 def test_loss_falls(run):

@@ -1,4 +1,5 @@
 """classify / tokens / mlm on tiny random BERT and Llama models: alignment, masking, metrics, learning, reload."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ import random
 
 import pytest
 import torch
+from conftest import sentiment_rows, write_jsonl
 
 import tunesmith
-from conftest import sentiment_rows, write_jsonl
 from tunesmith.data.tokenize import IGNORE
 from tunesmith.eval.classification import class_baselines, class_metrics, entity_metrics
 from tunesmith.run import Run
@@ -17,13 +18,21 @@ from tunesmith.tasks.tokens import align, tag_order
 
 
 def _train(model, tmp_path, name, **kw):
-    cfg = dict(model=str(model), output=str(tmp_path / name), batch_size=16, max_seq_len=64, seed=0,
-               tensorboard=False, early_stopping_patience=None)
+    cfg = dict(
+        model=str(model),
+        output=str(tmp_path / name),
+        batch_size=16,
+        max_seq_len=64,
+        seed=0,
+        tensorboard=False,
+        early_stopping_patience=None,
+    )
     cfg.update(kw)
     return tunesmith.train(cfg)
 
 
 # --- alignment, masking and metrics, checked by hand -------------------------------------------------
+
 
 def test_labels_sit_on_first_sub_tokens_only(bert_tokenizer):
     words, tags = ["Obama", "visited", "unbelievably", "Nairobi", "!"], ["B-per", "O", "O", "B-loc", "O"]
@@ -44,7 +53,7 @@ def test_labels_sit_on_first_sub_tokens_only(bert_tokenizer):
     every = align(bert_tokenizer, words, tags, index, max_len=64, label_all=True)
     for w, (p, t) in enumerate(zip(pieces, tags)):
         inside = "I-" + t[2:] if t.startswith("B-") else t
-        assert every.labels[first[w]:first[w] + len(p)] == [index[t]] + [index[inside]] * (len(p) - 1)
+        assert every.labels[first[w] : first[w] + len(p)] == [index[t]] + [index[inside]] * (len(p) - 1)
 
 
 def test_truncated_words_are_marked_unpredicted(bert_tokenizer):
@@ -71,7 +80,7 @@ def test_masking_proportions_80_10_10_and_whole_words():
     # words of three sub-tokens: each word is masked whole or not at all, ~15% of words
     starts = [True] + [i % 3 == 0 for i in range(50_000)] + [True]
     _, labels = mask_tokens(ids, starts, special, mask_id, vocab, 0.15, True, random.Random(2))
-    words = [labels[1 + w * 3:4 + w * 3] for w in range(50_000 // 3)]
+    words = [labels[1 + w * 3 : 4 + w * 3] for w in range(50_000 // 3)]
     picked = [all(x != IGNORE for x in w) for w in words]
     assert all(p or all(x == IGNORE for x in w) for w, p in zip(words, picked))
     assert abs(sum(picked) / len(words) - 0.15) < 0.012
@@ -108,13 +117,24 @@ def test_entity_metrics_match_hand_computed_values():
 
 # --- classification -----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def bert_classifier(tiny_bert, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cls")
     train = write_jsonl(tmp / "train.jsonl", sentiment_rows(320))
     val = write_jsonl(tmp / "val.jsonl", sentiment_rows(64, seed=1))
-    run = _train(tiny_bert, tmp, "run", task="classify", data=str(train), val_data=str(val), method="full",
-                 max_steps=60, lr=3e-3, eval_every=30)
+    run = _train(
+        tiny_bert,
+        tmp,
+        "run",
+        task="classify",
+        data=str(train),
+        val_data=str(val),
+        method="full",
+        max_steps=60,
+        lr=3e-3,
+        eval_every=30,
+    )
     return run, val
 
 
@@ -140,8 +160,18 @@ def test_lora_classifier_on_a_decoder_trains_and_saves_its_head(tiny_llama, tmp_
     # The decoder's head reads the last real token; a random 2-layer model has not learnt to gather context
     # there, so the deciding word comes last.
     train = write_jsonl(tmp_path / "train.jsonl", sentiment_rows(320, keyword_last=True))
-    run = _train(tiny_llama, tmp_path, "run", task="classify", data=str(train), method="lora", max_steps=60,
-                 lr=1e-2, eval_every=30, val_max_rows=48)
+    run = _train(
+        tiny_llama,
+        tmp_path,
+        "run",
+        task="classify",
+        data=str(train),
+        method="lora",
+        max_steps=60,
+        lr=1e-2,
+        eval_every=30,
+        val_max_rows=48,
+    )
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["trainable_params"] < 0.2 * summary["total_params"]
     from safetensors import safe_open
@@ -166,8 +196,18 @@ def test_multi_label_uses_the_threshold(minilm_dir, tmp_path):
         rng.shuffle(words)
         rows.append({"text": " ".join(words), "label": tags})
     train = write_jsonl(tmp_path / "train.jsonl", rows)
-    run = _train(minilm_dir, tmp_path, "run", task="classify", multi_label=True, data=str(train), method="full",
-                 max_steps=60, lr=5e-4, eval_every=60)
+    run = _train(
+        minilm_dir,
+        tmp_path,
+        "run",
+        task="classify",
+        multi_label=True,
+        data=str(train),
+        method="full",
+        max_steps=60,
+        lr=5e-4,
+        eval_every=60,
+    )
     out = run.predict(["it was expensive late", "the a it was"])
     assert [sorted(o["labels"]) for o in out] == [["delivery", "price"], []]
     for o in out:
@@ -179,6 +219,7 @@ def test_multi_label_uses_the_threshold(minilm_dir, tmp_path):
 
 
 # --- token classification ------------------------------------------------------------------------
+
 
 def _ner_rows(n, seed):
     rng = random.Random(seed)
@@ -195,18 +236,29 @@ def _ner_rows(n, seed):
 def test_tagger_learns_entities_and_predicts_character_spans(tiny_bert, tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", _ner_rows(240, 0))
     val = write_jsonl(tmp_path / "val.jsonl", _ner_rows(40, 1))
-    run = _train(tiny_bert, tmp_path, "run", task="tokens", data=str(train), val_data=str(val), method="full",
-                 max_steps=60, lr=5e-3, eval_every=30)
+    run = _train(
+        tiny_bert,
+        tmp_path,
+        "run",
+        task="tokens",
+        data=str(train),
+        val_data=str(val),
+        method="full",
+        max_steps=60,
+        lr=5e-3,
+        eval_every=30,
+    )
     res = run.evaluate(val)
     assert res["tuned"]["entity_f1"] >= 0.9 and set(res["tuned"]["per_type"]) == {"per", "loc"}
     assert res["base"]["majority"]["entity_f1"] == 0.0
     text = "Grace Hopper flew to New York today."
     ents = run.predict([text])[0]["entities"]
     assert [(e["text"], e["type"]) for e in ents] == [("Grace Hopper", "per"), ("New York", "loc")]
-    assert all(text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1 for e in ents)
+    assert all(text[e["start"] : e["end"]] == e["text"] and 0 < e["score"] <= 1 for e in ents)
 
 
 # --- masked LM -----------------------------------------------------------------------------------
+
 
 def test_mlm_builds_a_tied_head_and_lowers_masked_loss(tiny_bert, tmp_path):
     from tunesmith.config import build_config
@@ -220,13 +272,26 @@ def test_mlm_builds_a_tied_head_and_lowers_masked_loss(tiny_bert, tmp_path):
 
     rng = random.Random(0)
     animals = ["cat", "dog", "horse", "sheep"]
-    text = "\n\n".join(f"the {a} says {dict(cat='meow', dog='woof', horse='neigh', sheep='baa')[a]} loudly."
-                       for a in (rng.choice(animals) for _ in range(600)))
+    text = "\n\n".join(
+        f"the {a} says {dict(cat='meow', dog='woof', horse='neigh', sheep='baa')[a]} loudly."
+        for a in (rng.choice(animals) for _ in range(600))
+    )
     (tmp_path / "t.txt").write_text(text)
-    run = _train(tiny_bert, tmp_path, "run", task="mlm", data=str(tmp_path / "t.txt"), method="full",
-                 max_steps=60, lr=1e-2, eval_every=30, whole_word_mask=True)
-    evals = [json.loads(x)["eval_loss"] for x in (run.path / "metrics.jsonl").read_text().splitlines()
-             if "eval_loss" in x]
+    run = _train(
+        tiny_bert,
+        tmp_path,
+        "run",
+        task="mlm",
+        data=str(tmp_path / "t.txt"),
+        method="full",
+        max_steps=60,
+        lr=1e-2,
+        eval_every=30,
+        whole_word_mask=True,
+    )
+    evals = [
+        json.loads(x)["eval_loss"] for x in (run.path / "metrics.jsonl").read_text().splitlines() if "eval_loss" in x
+    ]
     assert evals[-1] < 0.6 * evals[0]
     res = run.evaluate(tmp_path / "t.txt")
     assert res["tuned"]["loss"] < res["base"]["loss"] and res["tuned"]["perplexity"] < res["base"]["perplexity"]
@@ -234,8 +299,17 @@ def test_mlm_builds_a_tied_head_and_lowers_masked_loss(tiny_bert, tmp_path):
 
 def test_mlm_lora_trains_the_built_head_and_reloads_identically(tiny_bert, tmp_path):
     (tmp_path / "t.txt").write_text("\n\n".join(f"the cat number {i} sat on the mat." for i in range(300)))
-    run = _train(tiny_bert, tmp_path, "run", task="mlm", data=str(tmp_path / "t.txt"), method="lora",
-                 max_steps=10, lr=1e-2, eval_every=10)
+    run = _train(
+        tiny_bert,
+        tmp_path,
+        "run",
+        task="mlm",
+        data=str(tmp_path / "t.txt"),
+        method="lora",
+        max_steps=10,
+        lr=1e-2,
+        eval_every=10,
+    )
     from safetensors import safe_open
 
     with safe_open(run.path / "adapter_model.safetensors", "pt") as f:

@@ -4,6 +4,7 @@ The tiny models are trained a few steps at a high learning rate so the LoRA delt
 starts at zero: an untrained adapter would make every comparison below pass vacuously); each test checks that
 the exported model's logits differ from the base model's before checking they match the run's.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,23 +14,28 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import qa_rows, sentiment_rows, write_csv, write_jsonl
 
 import tunesmith
-from conftest import qa_rows, sentiment_rows, write_csv, write_jsonl
 from tunesmith.export import export
 from tunesmith.export.to_gguf import encode_tensor, gguf_file_name
 
-CHATS = [[{"role": "user", "content": "code 3?"}],
-         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 12 + 30?"}],
-         [{"role": "user", "content": "code 5?"}, {"role": "assistant", "content": "The code is maple."},
-          {"role": "user", "content": "And code 6? Tell me in detail, with examples: ü, é, 😀."}]]
+CHATS = [
+    [{"role": "user", "content": "code 3?"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 12 + 30?"}],
+    [
+        {"role": "user", "content": "code 5?"},
+        {"role": "assistant", "content": "The code is maple."},
+        {"role": "user", "content": "And code 6? Tell me in detail, with examples: ü, é, 😀."},
+    ],
+]
 
 # A GGUF holds the merged weights rounded to its type, nothing else. So the logits transformers computes from
 # it must match, within float noise (1e-4), the merged model with its weights rounded the same way in PyTorch
 # (`_rounded`); that is the exact check. Against the unrounded merged model the bound is the rounding's own
 # effect, measured on this tiny random model (initializer_range 0.3, logits up to ~17, which magnifies it):
 # f32 0, f16 0.06, q8_0 1.5 max |diff|; bounds ~2-3x that. On the real smollm2-135m the same rounding moved
-# logits by far less (README, Export: f16 ~0.03, q8_0 ~0.3), with the same next tokens.
+# logits by about as much (docs/export.md: f16 0.055, q8_0 1.54 max |diff|), with the same next tokens.
 GGUF_TOL = {"f32": 1e-4, "f16": 0.2, "q8_0": 4.0}
 TOP1 = {"f32": 1.0, "f16": 1.0, "q8_0": 0.8}  # least share of positions whose top-1 token must agree
 
@@ -49,9 +55,24 @@ def _max_diff(a, b):
 
 def _train_lora(model_dir, d):
     train = write_jsonl(d / "train.jsonl", qa_rows(32))
-    run = tunesmith.train(dict(model=str(model_dir), data=str(train), output=str(d / "run"), method="lora",
-                               max_steps=8, lr=3e-2, warmup_ratio=0, eval_every=8, batch_size=8, max_seq_len=64,
-                               seed=0, tensorboard=False, lora={"r": 8, "alpha": 16}, select_by="loss"))
+    run = tunesmith.train(
+        dict(
+            model=str(model_dir),
+            data=str(train),
+            output=str(d / "run"),
+            method="lora",
+            max_steps=8,
+            lr=3e-2,
+            warmup_ratio=0,
+            eval_every=8,
+            batch_size=8,
+            max_seq_len=64,
+            seed=0,
+            tensorboard=False,
+            lora={"r": 8, "alpha": 16},
+            select_by="loss",
+        )
+    )
     assert run.summary["best_step"] == 8  # the trained weights were kept, not step 0's (B = 0)
     return run
 
@@ -79,8 +100,13 @@ def test_adapter_export_loads_with_plain_peft(lora_run, reference, tiny_llama, t
 
     out = export(lora_run, tmp_path / "adapter")
     names = {p.name for p in out.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
-            "README.md"} <= names and "model.safetensors" not in names
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "README.md",
+    } <= names and "model.safetensors" not in names
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == str(tiny_llama.resolve())
     assert "PeftModel.from_pretrained" in (out / "README.md").read_text()
@@ -111,7 +137,7 @@ def test_merged_export_is_a_plain_transformers_model(lora_run, reference, tmp_pa
 # gguf.GGUFReader (which transformers' GGUF loader runs twice per model) parses each vocabulary entry in Python:
 # ~5 s for SmolLM2's 49,152 tokens and 48,900 merges. The round trips therefore use tiny_llama's shape with
 # SmolLM2's tokenizer cut to its first 1,024 tokens; the full vocabulary is checked on its own below, without
-# a model, and on the real smollm2-135m in README's figures.
+# a model, and on the real smollm2-135m in docs/export.md's figures.
 SMALL_VOCAB = 1024
 
 
@@ -127,16 +153,30 @@ def small_llama(tmp_path_factory, smol_dir, tokenizer):
     pairs = [m.split(" ") if isinstance(m, str) else m for m in tj["model"]["merges"]]
     tj["model"]["vocab"] = vocab
     tj["model"]["merges"] = [m for m in pairs if m[0] in vocab and m[1] in vocab and m[0] + m[1] in vocab]
-    small = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(tj)),
-                                    bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token,
-                                    unk_token=tokenizer.unk_token, pad_token=tokenizer.pad_token)
+    small = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(tj)),
+        bos_token=tokenizer.bos_token,
+        eos_token=tokenizer.eos_token,
+        unk_token=tokenizer.unk_token,
+        pad_token=tokenizer.pad_token,
+    )
     small.chat_template = tokenizer.chat_template
     assert len(small) == SMALL_VOCAB
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=SMALL_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      initializer_range=0.3, tie_word_embeddings=True, bos_token_id=small.bos_token_id,
-                      eos_token_id=small.eos_token_id, pad_token_id=small.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=SMALL_VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=0.3,
+        tie_word_embeddings=True,
+        bos_token_id=small.bos_token_id,
+        eos_token_id=small.eos_token_id,
+        pad_token_id=small.pad_token_id,
+    )
     out = tmp_path_factory.mktemp("small-llama")
     LlamaForCausalLM(cfg).save_pretrained(out)
     small.save_pretrained(out)
@@ -153,8 +193,12 @@ def gguf_run(small_llama, tmp_path_factory):
     run = _train_lora(small_llama, tmp_path_factory.mktemp("export-gguf"))
     merged = merged_model(run)
     base = AutoModelForCausalLM.from_pretrained(small_llama, dtype=torch.float32).eval()
-    return {"run": run, "merged": merged, "merged_logits": _logits(merged, run.tokenizer),
-            "base_logits": _logits(base, run.tokenizer)}
+    return {
+        "run": run,
+        "merged": merged,
+        "merged_logits": _logits(merged, run.tokenizer),
+        "base_logits": _logits(base, run.tokenizer),
+    }
 
 
 def _rounded(model, kind):
@@ -188,16 +232,26 @@ def test_gguf_round_trip(kind, gguf_run, tmp_path):
     cfg, tok = gguf_run["merged"].config, run.tokenizer
     assert field("general.architecture") == "llama"
     assert field("general.file_type") == {"f32": 0, "f16": 1, "q8_0": 7}[kind]
-    for key, want in {"context_length": 512, "embedding_length": 64, "block_count": 2, "feed_forward_length": 128,
-                      "rope.dimension_count": 16, "attention.head_count": 4, "attention.head_count_kv": 2,
-                      "vocab_size": SMALL_VOCAB}.items():
+    for key, want in {
+        "context_length": 512,
+        "embedding_length": 64,
+        "block_count": 2,
+        "feed_forward_length": 128,
+        "rope.dimension_count": 16,
+        "attention.head_count": 4,
+        "attention.head_count_kv": 2,
+        "vocab_size": SMALL_VOCAB,
+    }.items():
         assert field(f"llama.{key}") == want, key
     assert field("llama.attention.layer_norm_rms_epsilon") == pytest.approx(cfg.rms_norm_eps)
     assert field("llama.rope.freq_base") == pytest.approx(cfg.rope_parameters["rope_theta"])
     assert field("tokenizer.ggml.model") == "gpt2" and field("tokenizer.ggml.pre") == "gpt-2"
     assert field("tokenizer.chat_template") == tok.chat_template
-    assert (field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id"),
-            field("tokenizer.ggml.padding_token_id")) == (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    assert (
+        field("tokenizer.ggml.bos_token_id"),
+        field("tokenizer.ggml.eos_token_id"),
+        field("tokenizer.ggml.padding_token_id"),
+    ) == (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
     assert field("tokenizer.ggml.add_bos_token") is False
     assert field("tokenizer.ggml.tokens") == tok.convert_ids_to_tokens(list(range(SMALL_VOCAB)))
     assert field("tokenizer.ggml.token_type")[tok.eos_token_id] == gguf.TokenType.CONTROL
@@ -333,11 +387,23 @@ def test_encoder_run_adapter_and_merge_but_no_gguf(tiny_bert, tmp_path):
 
     from tunesmith.run import Run
 
-    train = write_csv(tmp_path / "train.csv", ["text", "label"],
-                      [(r["text"], r["label"]) for r in sentiment_rows(32)])
-    trained = tunesmith.train(dict(model=str(tiny_bert), task="classify", data=str(train), method="lora",
-                                   output=str(tmp_path / "run"), max_steps=2, eval_every=2, batch_size=16,
-                                   max_seq_len=32, seed=0, tensorboard=False, lora={"r": 8, "alpha": 16}))
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], [(r["text"], r["label"]) for r in sentiment_rows(32)])
+    trained = tunesmith.train(
+        dict(
+            model=str(tiny_bert),
+            task="classify",
+            data=str(train),
+            method="lora",
+            output=str(tmp_path / "run"),
+            max_steps=2,
+            eval_every=2,
+            batch_size=16,
+            max_seq_len=32,
+            seed=0,
+            tensorboard=False,
+            lora={"r": 8, "alpha": 16},
+        )
+    )
     # A tiny random BERT learns too slowly for a few steps to move its LoRA B matrices off zero (and the run
     # then keeps step 0's weights). What is tested is the export's fidelity, so give the adapter random B
     # matrices, as a longer training would: the run, its export and the reference all read this one file.

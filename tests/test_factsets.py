@@ -1,5 +1,6 @@
 """The fact sets used to choose and check the default settings (tests/data/factsets): valid, and their JSONL
 files are exactly what build.py makes of facts.yaml (nobody edited a generated file by hand)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,9 +41,13 @@ def test_fact_set_files_are_built_from_facts_yaml(name, tmp_path):
 
 def test_build_refuses_a_test_question_copied_from_training(tmp_path):
     build = _build_module()
-    fact = {"id": "hours", "answer": "We open at 7:15 am.", "must_contain": ["7:15 am"],
-            "train": [f"when do you open, question {i}" for i in range(8)],
-            "test": ["when do you open, question 3", "what time is opening"]}
+    fact = {
+        "id": "hours",
+        "answer": "We open at 7:15 am.",
+        "must_contain": ["7:15 am"],
+        "train": [f"when do you open, question {i}" for i in range(8)],
+        "test": ["when do you open, question 3", "what time is opening"],
+    }
     with pytest.raises(SystemExit, match="hours.*equals a train question"):
         build.validate("x", [fact])
     fact["test"][0] = "opening time please"

@@ -1,4 +1,5 @@
 """Reading data files: every file type and row layout, exact `file:line:` errors, and batching helpers."""
+
 from __future__ import annotations
 
 import json
@@ -35,20 +36,29 @@ def _error(path, **kw) -> DataError:
 
 def test_jsonl_messages_multi_turn_with_system_and_weights(tmp_path):
     rows = [
-        {"messages": [{"role": "system", "content": "Be brief."},
-                      {"role": "user", "content": "Hi"},
-                      {"role": "assistant", "content": "Hello!", "weight": 0},
-                      {"role": "user", "content": "2+2?"},
-                      {"role": "assistant", "content": "4", "weight": 1}]},
-        {"messages": [{"role": "user", "content": "Capital of France?"},
-                      {"role": "assistant", "content": "Paris"}],
-         "must_contain": "paris"},
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!", "weight": 0},
+                {"role": "user", "content": "2+2?"},
+                {"role": "assistant", "content": "4", "weight": 1},
+            ]
+        },
+        {
+            "messages": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris"}],
+            "must_contain": "paris",
+        },
     ]
     fmt, examples = read_examples(_jsonl(tmp_path / "chat.jsonl", rows))
     assert fmt == "messages"
     assert len(examples) == 2
-    assert examples[0] == Example(line=1, messages=_msgs(
-        ("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!", 0), ("user", "2+2?"), ("assistant", "4", 1)))
+    assert examples[0] == Example(
+        line=1,
+        messages=_msgs(
+            ("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!", 0), ("user", "2+2?"), ("assistant", "4", 1)
+        ),
+    )
     assert examples[0].text is None and examples[0].must_contain == []
     assert examples[1].line == 2
     assert examples[1].messages == _msgs(("user", "Capital of France?"), ("assistant", "Paris"))
@@ -89,9 +99,11 @@ def test_csv_multiline_field_keeps_start_line_of_next_row(tmp_path):
 
 
 def test_json_array_alpaca_with_and_without_input(tmp_path):
-    rows = [{"instruction": "Translate to French.", "input": "cat", "output": "chat"},
-            {"instruction": "Name a colour.", "input": "", "output": "blue"},
-            {"instruction": "Name a fruit.", "output": "apple"}]
+    rows = [
+        {"instruction": "Translate to French.", "input": "cat", "output": "chat"},
+        {"instruction": "Name a colour.", "input": "", "output": "blue"},
+        {"instruction": "Name a fruit.", "output": "apple"},
+    ]
     p = tmp_path / "alpaca.json"
     p.write_text(json.dumps(rows, indent=2))
     fmt, examples = read_examples(p)
@@ -104,8 +116,10 @@ def test_json_array_alpaca_with_and_without_input(tmp_path):
 
 
 def test_json_array_gpteacher_response_variant(tmp_path):
-    rows = [{"instruction": "Summarise.", "input": "A long text.", "response": "Short."},
-            {"instruction": "Greet.", "input": "", "response": "Hello."}]
+    rows = [
+        {"instruction": "Summarise.", "input": "A long text.", "response": "Short."},
+        {"instruction": "Greet.", "input": "", "response": "Hello."},
+    ]
     p = tmp_path / "gpteacher.json"
     p.write_text(json.dumps(rows))
     fmt, examples = read_examples(p)
@@ -126,11 +140,15 @@ def test_parquet_sharegpt_conversations(tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     rows = [
-        {"conversations": [{"from": "system", "value": "You are terse."},
-                           {"from": "human", "value": "Hi"},
-                           {"from": "gpt", "value": "Hey."},
-                           {"from": "human", "value": "Bye"},
-                           {"from": "gpt", "value": "Bye."}]},
+        {
+            "conversations": [
+                {"from": "system", "value": "You are terse."},
+                {"from": "human", "value": "Hi"},
+                {"from": "gpt", "value": "Hey."},
+                {"from": "human", "value": "Bye"},
+                {"from": "gpt", "value": "Bye."},
+            ]
+        },
         {"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]},
     ]
     p = tmp_path / "share.parquet"
@@ -138,16 +156,25 @@ def test_parquet_sharegpt_conversations(tmp_path):
     fmt, examples = read_examples(p)
     assert fmt == "sharegpt"
     assert [e.line for e in examples] == [1, 2]
-    assert examples[0].messages == _msgs(("system", "You are terse."), ("user", "Hi"), ("assistant", "Hey."),
-                                         ("user", "Bye"), ("assistant", "Bye."))
+    assert examples[0].messages == _msgs(
+        ("system", "You are terse."), ("user", "Hi"), ("assistant", "Hey."), ("user", "Bye"), ("assistant", "Bye.")
+    )
     assert examples[1].messages == _msgs(("user", "Q"), ("assistant", "A"))
 
 
 def test_parquet_partial_weights_default_to_one(tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    rows = [{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hey.", "weight": 0},
-                               {"from": "human", "value": "Bye"}, {"from": "gpt", "value": "Bye."}]}]
+    rows = [
+        {
+            "conversations": [
+                {"from": "human", "value": "Hi"},
+                {"from": "gpt", "value": "Hey.", "weight": 0},
+                {"from": "human", "value": "Bye"},
+                {"from": "gpt", "value": "Bye."},
+            ]
+        }
+    ]
     p = tmp_path / "share.parquet"
     pq.write_table(pa.Table.from_pylist(rows), p)
     _, examples = read_examples(p)
@@ -214,8 +241,10 @@ def test_null_field_is_missing(tmp_path):
 
 
 def test_empty_assistant_content(tmp_path):
-    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
-            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  \n"}]}]
+    rows = [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  \n"}]},
+    ]
     p = _jsonl(tmp_path / "m.jsonl", rows)
     assert str(_error(p)) == f"{p}:2: messages[1].content: empty assistant turn"
 
@@ -228,15 +257,18 @@ def test_empty_completion(tmp_path):
 def test_unknown_role(tmp_path):
     rows = [{"messages": [{"role": "human", "content": "q"}, {"role": "assistant", "content": "a"}]}]
     p = _jsonl(tmp_path / "m.jsonl", rows)
-    assert str(_error(p)) == (f"{p}:1: messages[0].role: unknown role 'human' "
-                              "(expected one of assistant, system, user)")
+    assert str(_error(p)) == (
+        f"{p}:1: messages[0].role: unknown role 'human' (expected one of assistant, system, user)"
+    )
 
 
 def test_unknown_sharegpt_role(tmp_path):
     rows = [{"conversations": [{"from": "human", "value": "q"}, {"from": "robot", "value": "a"}]}]
     p = _jsonl(tmp_path / "s.jsonl", rows)
-    assert str(_error(p)) == (f"{p}:1: conversations[1].from: unknown role 'robot' "
-                              "(expected one of assistant, bot, gpt, human, model, system, user)")
+    assert str(_error(p)) == (
+        f"{p}:1: conversations[1].from: unknown role 'robot' "
+        "(expected one of assistant, bot, gpt, human, model, system, user)"
+    )
 
 
 def test_no_assistant_turn(tmp_path):
@@ -246,8 +278,15 @@ def test_no_assistant_turn(tmp_path):
 
 
 def test_last_turn_not_assistant(tmp_path):
-    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
-                          {"role": "user", "content": "more?"}]}]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a"},
+                {"role": "user", "content": "more?"},
+            ]
+        }
+    ]
     p = _jsonl(tmp_path / "m.jsonl", rows)
     assert str(_error(p)) == f"{p}:1: field 'messages': the last turn must be the assistant's"
 
@@ -270,8 +309,7 @@ def test_prompt_wrong_type(tmp_path):
 
 @pytest.mark.parametrize("weight", [2, -1, "1", 0.5])
 def test_bad_weight(tmp_path, weight):
-    rows = [{"messages": [{"role": "user", "content": "q"},
-                          {"role": "assistant", "content": "a", "weight": weight}]}]
+    rows = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": weight}]}]
     p = _jsonl(tmp_path / "m.jsonl", rows)
     assert str(_error(p)) == f"{p}:1: messages[1].weight must be 0 or 1, got {weight!r}"
 
@@ -317,12 +355,7 @@ def test_csv_row_with_extra_fields(tmp_path):
 
 def test_json_array_broken_second_element_line_5(tmp_path):
     p = tmp_path / "a.json"
-    p.write_text('[\n'
-                 '  {"prompt": "p1",\n'
-                 '   "completion": "c1"},\n'
-                 '\n'
-                 '  {"prompt": "p2", "completion": }\n'
-                 ']\n')
+    p.write_text('[\n  {"prompt": "p1",\n   "completion": "c1"},\n\n  {"prompt": "p2", "completion": }\n]\n')
     err = _error(p)
     assert err.line == 5
     assert str(err) == f"{p}:5: invalid JSON (Expecting value)"
@@ -330,13 +363,7 @@ def test_json_array_broken_second_element_line_5(tmp_path):
 
 def test_json_array_invalid_second_element_reports_its_start_line(tmp_path):
     p = tmp_path / "a.json"
-    p.write_text('[\n'
-                 '  {"prompt": "p1",\n'
-                 '   "completion": "c1"},\n'
-                 '\n'
-                 '  {"prompt": "p2",\n'
-                 '   "completion": ""}\n'
-                 ']\n')
+    p.write_text('[\n  {"prompt": "p1",\n   "completion": "c1"},\n\n  {"prompt": "p2",\n   "completion": ""}\n]\n')
     assert str(_error(p)) == f"{p}:5: field 'completion' is empty"
 
 
@@ -348,11 +375,7 @@ def test_json_array_unterminated(tmp_path):
 
 def test_json_object_data_array_reports_row_number(tmp_path):
     p = tmp_path / "d.json"
-    p.write_text('{"data": [\n'
-                 '  {"prompt": "p", "completion": "c"},\n'
-                 '  {"prompt": "p",\n'
-                 '   "completion": ""}\n'
-                 ']}\n')
+    p.write_text('{"data": [\n  {"prompt": "p", "completion": "c"},\n  {"prompt": "p",\n   "completion": ""}\n]}\n')
     assert str(_error(p)) == f"{p}:row 2: field 'completion' is empty"
 
 
@@ -450,13 +473,18 @@ def test_sampler_no_shuffle_is_sorted():
 
 def test_collate_pads_by_position_not_token_id():
     pad = 2  # SmolLM2: pad == eos == <|im_end|>
-    items = [Encoded([10, 11, 12, pad], [IGNORE, 11, 12, pad], line=1),
-             Encoded([20, pad], [IGNORE, pad], line=2),
-             Encoded([30, 31, 32, 33, 34, pad], [IGNORE, IGNORE, IGNORE, 33, 34, pad], line=3)]
+    items = [
+        Encoded([10, 11, 12, pad], [IGNORE, 11, 12, pad], line=1),
+        Encoded([20, pad], [IGNORE, pad], line=2),
+        Encoded([30, 31, 32, 33, 34, pad], [IGNORE, IGNORE, IGNORE, 33, 34, pad], line=3),
+    ]
     out = collate(items, pad_id=pad)
     assert set(out) == {"input_ids", "attention_mask", "labels"}
     assert all(t.dtype == torch.long for t in out.values())
     assert out["input_ids"].tolist() == [[10, 11, 12, 2, 2, 2], [20, 2, 2, 2, 2, 2], [30, 31, 32, 33, 34, 2]]
     assert out["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]]
-    assert out["labels"].tolist() == [[-100, 11, 12, 2, -100, -100], [-100, 2, -100, -100, -100, -100],
-                                      [-100, -100, -100, 33, 34, 2]]
+    assert out["labels"].tolist() == [
+        [-100, 11, 12, 2, -100, -100],
+        [-100, 2, -100, -100, -100, -100],
+        [-100, -100, -100, 33, 34, 2],
+    ]

@@ -1,11 +1,12 @@
 """The labelled-positions-only loss computes exactly what the model's own full-logits loss computes."""
+
 from __future__ import annotations
 
 import torch
 
 from tunesmith.data.batch import collate
 from tunesmith.data.formats import with_system
-from tunesmith.data.tokenize import Encoded, IGNORE, encode_chat
+from tunesmith.data.tokenize import IGNORE, Encoded, encode_chat
 from tunesmith.models.heads import CausalLMLoss
 
 
@@ -13,8 +14,10 @@ def test_matches_hf_loss_and_accuracy(tiny_llama, tokenizer):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
-    convs = [[{"role": "user", "content": f"question {i} " * (i + 1)}, {"role": "assistant", "content": f"answer {i}"}]
-             for i in range(4)]
+    convs = [
+        [{"role": "user", "content": f"question {i} " * (i + 1)}, {"role": "assistant", "content": f"answer {i}"}]
+        for i in range(4)
+    ]
     items = [Encoded(*encode_chat(tokenizer, c), line=i) for i, c in enumerate(convs)]
     batch = collate(items, tokenizer.pad_token_id)
     with torch.no_grad():

@@ -6,6 +6,7 @@ load_rows, read_examples, read_labelled (single- and multi-label) and read_tagge
 (DataError) is an answer; any other exception fails the test, and hypothesis shrinks it to a small file.
 Bounded: 150 examples per test, no deadline; the file runs in well under 30 s.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,12 @@ from tunesmith.data.labelled import check_known, label_order, read_labelled, rea
 from tunesmith.data.load import load_rows
 from tunesmith.errors import TunesmithError
 
-FUZZ = settings(max_examples=150, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _labelled(path, multi):
@@ -36,7 +41,9 @@ def _labelled(path, multi):
 LOADERS = {
     "load_rows": load_rows,
     "read_examples": read_examples,
-    "read_examples(system_prompt, columns)": lambda p: read_examples(p, {"q": "prompt", "a": "completion"}, "Be brief."),
+    "read_examples(system_prompt, columns)": lambda p: read_examples(
+        p, {"q": "prompt", "a": "completion"}, "Be brief."
+    ),
     "read_labelled": lambda p: _labelled(p, False),
     "read_labelled(multi_label, pair)": lambda p: _labelled(p, True),
     "read_tagged": read_tagged,
@@ -59,22 +66,55 @@ def folder(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------------------------------ strategies
 
-KEYS = ["messages", "conversations", "role", "from", "content", "value", "weight", "prompt", "completion",
-        "instruction", "input", "output", "response", "text", "must_contain", "label", "pair", "tokens",
-        "ner_tags", "tags"]
+KEYS = [
+    "messages",
+    "conversations",
+    "role",
+    "from",
+    "content",
+    "value",
+    "weight",
+    "prompt",
+    "completion",
+    "instruction",
+    "input",
+    "output",
+    "response",
+    "text",
+    "must_contain",
+    "label",
+    "pair",
+    "tokens",
+    "ner_tags",
+    "tags",
+]
 ROLES = ["system", "user", "assistant", "human", "gpt", "bot", "model", "", "USER"]
 TAGS = ["O", "B-per", "I-per", "B-loc", "PER", "", "b-x"]
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=10)
-turns = st.fixed_dictionaries({}, optional={
-    "role": st.sampled_from(ROLES) | json_values, "from": st.sampled_from(ROLES) | json_values,
-    "content": st.text(max_size=20) | json_values, "value": st.text(max_size=20) | json_values,
-    "weight": st.sampled_from([0, 1, None, 2, 0.5, True, "1", float("nan")])})
-fields = (json_values | st.text(max_size=20) | st.lists(turns, max_size=4)
-          | st.lists(st.sampled_from(TAGS) | st.text(max_size=4) | st.integers(), max_size=5)
-          | st.sampled_from(TAGS) | st.floats(allow_nan=True))
+json_values = st.recursive(
+    scalars,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=10,
+)
+turns = st.fixed_dictionaries(
+    {},
+    optional={
+        "role": st.sampled_from(ROLES) | json_values,
+        "from": st.sampled_from(ROLES) | json_values,
+        "content": st.text(max_size=20) | json_values,
+        "value": st.text(max_size=20) | json_values,
+        "weight": st.sampled_from([0, 1, None, 2, 0.5, True, "1", float("nan")]),
+    },
+)
+fields = (
+    json_values
+    | st.text(max_size=20)
+    | st.lists(turns, max_size=4)
+    | st.lists(st.sampled_from(TAGS) | st.text(max_size=4) | st.integers(), max_size=5)
+    | st.sampled_from(TAGS)
+    | st.floats(allow_nan=True)
+)
 rows = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), fields, max_size=5)
 files_of_rows = st.lists(rows | json_values, max_size=5)
 
@@ -94,8 +134,12 @@ def test_random_jsonl_rows(folder, records, cut, blank):
 
 
 @FUZZ
-@given(records=files_of_rows, wrap=st.booleans(), indent=st.sampled_from([None, 0, 2]),
-       cut=st.none() | st.integers(min_value=0, max_value=400))
+@given(
+    records=files_of_rows,
+    wrap=st.booleans(),
+    indent=st.sampled_from([None, 0, 2]),
+    cut=st.none() | st.integers(min_value=0, max_value=400),
+)
 def test_random_json_files(folder, records, wrap, indent, cut):
     text = json.dumps({"data": records} if wrap else records, indent=indent)
     if cut is not None:
@@ -113,14 +157,18 @@ def test_random_json_value_as_the_whole_file(folder, value, suffix):
     accepts_or_refuses(path)
 
 
-header_names = st.sampled_from(["prompt", "completion", "text", "label", "pair", "instruction", "output",
-                                "messages", "tokens"]) | st.text(max_size=5)
+header_names = st.sampled_from(
+    ["prompt", "completion", "text", "label", "pair", "instruction", "output", "messages", "tokens"]
+) | st.text(max_size=5)
 
 
 @FUZZ
-@given(header=st.lists(header_names, min_size=1, max_size=4),
-       records=st.lists(st.lists(st.text(max_size=15) | st.sampled_from(["nan", "NaN", "a,b", "", " "]),
-                                 max_size=5), max_size=5))
+@given(
+    header=st.lists(header_names, min_size=1, max_size=4),
+    records=st.lists(
+        st.lists(st.text(max_size=15) | st.sampled_from(["nan", "NaN", "a,b", "", " "]), max_size=5), max_size=5
+    ),
+)
 def test_random_csv_records(folder, header, records):
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -141,9 +189,14 @@ def test_random_csv_text(folder, text):
 
 
 @FUZZ
-@given(lines=st.lists(st.lists(st.sampled_from(TAGS) | st.text(alphabet="abc -DOCSTART", max_size=6),
-                               max_size=4).map(" ".join) | st.just(""), max_size=12),
-       suffix=st.sampled_from([".conll", ".bio", ".tsv"]))
+@given(
+    lines=st.lists(
+        st.lists(st.sampled_from(TAGS) | st.text(alphabet="abc -DOCSTART", max_size=6), max_size=4).map(" ".join)
+        | st.just(""),
+        max_size=12,
+    ),
+    suffix=st.sampled_from([".conll", ".bio", ".tsv"]),
+)
 def test_random_conll_lines(folder, lines, suffix):
     path = folder / f"tags{suffix}"
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -151,22 +204,35 @@ def test_random_conll_lines(folder, lines, suffix):
 
 
 @FUZZ
-@given(data=st.binary(max_size=300) | st.text(max_size=80).map(lambda t: t.encode("utf-8")),
-       suffix=st.sampled_from([".jsonl", ".json", ".csv", ".txt", ".parquet", ".conll"]))
+@given(
+    data=st.binary(max_size=300) | st.text(max_size=80).map(lambda t: t.encode("utf-8")),
+    suffix=st.sampled_from([".jsonl", ".json", ".csv", ".txt", ".parquet", ".conll"]),
+)
 def test_random_bytes(folder, data, suffix):
     path = folder / f"bytes{suffix}"
     path.write_bytes(data)
     accepts_or_refuses(path)
 
 
-parquet_rows = st.lists(st.fixed_dictionaries({}, optional={
-    "messages": st.lists(st.fixed_dictionaries({"role": st.sampled_from(ROLES) | st.none(),
-                                                "content": st.text(max_size=10) | st.none()}), max_size=3),
-    "text": st.text(max_size=10) | st.none(),
-    "label": st.floats(allow_nan=True) | st.none(),
-    "tokens": st.lists(st.text(max_size=4), max_size=3),
-    "ner_tags": st.lists(st.sampled_from(TAGS), max_size=3),
-}), min_size=1, max_size=5)
+parquet_rows = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "messages": st.lists(
+                st.fixed_dictionaries(
+                    {"role": st.sampled_from(ROLES) | st.none(), "content": st.text(max_size=10) | st.none()}
+                ),
+                max_size=3,
+            ),
+            "text": st.text(max_size=10) | st.none(),
+            "label": st.floats(allow_nan=True) | st.none(),
+            "tokens": st.lists(st.text(max_size=4), max_size=3),
+            "ner_tags": st.lists(st.sampled_from(TAGS), max_size=3),
+        },
+    ),
+    min_size=1,
+    max_size=5,
+)
 
 
 @FUZZ

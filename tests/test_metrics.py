@@ -1,10 +1,18 @@
 """Text-overlap metrics on hand-computed examples."""
+
 from __future__ import annotations
 
 import pytest
 
-from tunesmith.eval.metrics import (contains, exact_match, normalise, normalise_fact, rouge_l, score_generations,
-                                    token_f1)
+from tunesmith.eval.metrics import (
+    contains,
+    exact_match,
+    normalise,
+    normalise_fact,
+    rouge_l,
+    score_generations,
+    token_f1,
+)
 
 
 def test_normalise():
@@ -65,41 +73,94 @@ def test_contains_does_not_match_inside_longer_numbers_or_words():
     assert contains("our TRAIL ledger club", ["Trail Ledger"]) == 1.0
 
 
-@pytest.mark.parametrize("text, expected", [
-    # case, Unicode dashes/quotes, punctuation, whitespace
-    ("DR.  OKAFOR\u2019s  \u201cZephyr\u201d\u201428!", "dr okafor s zephyr 28"),
-    ("\tTrail\n Ledger ", "trail ledger"),
-    # thousands separators: only groups of exactly three digits
-    ("$1,200", "$ 1200"), ("12,500,000 people", "12500000 people"), ("1,200.50", "1200.50"),
-    ("3,4", "3,4"), ("1,2345", "1,2345"), ("1, 2, 3", "1 2 3"),
-    # . , : between digits stay in the number; % $ € £ are tokens of their own
-    ("$9.50.", "$ 9.50"), ("9%", "9 %"), ("\u20ac12 or \u00a310", "\u20ac 12 or \u00a3 10"), ("v2.0.1", "v2.0.1"),
-    ("9 percent", "9 %"), ("9 per cent", "9 %"), ("9 per-cent", "9 %"),
-    # times
-    ("7:15am", "7:15 am"), ("7:15 a.m.", "7:15 am"), ("7:15 A.M. sharp", "7:15 am sharp"), ("7.15 am", "7:15 am"),
-    ("7 P.M.", "7 pm"), ("I am 5 amps", "i am 5 amps"),
-    # number words
-    ("forty-five", "45"), ("forty five", "45"), ("Forty\u2013Five", "45"), ("zero", "0"), ("nineteen", "19"),
-    ("twenty", "20"), ("a hundred", "100"), ("one hundred and five", "105"), ("twenty-five hundred", "2500"),
-    ("two thousand five hundred", "2500"), ("a thousand and one nights", "1001 nights"), ("5 thousand", "5000"),
-    ("five six", "5 6"), ("twenty thirty", "20 30"), ("two million", "2 million"),
-    ("three hundred and the", "300 and the"),
-    # ordinals
-    ("first", "1st"), ("second", "2nd"), ("third", "3rd"), ("twelfth", "12th"), ("twenty-first", "21st"),
-    ("twentieth", "20th"), ("one hundred and first", "101st"), ("21st", "21st"),
-    # "a", "one" and "second" that are not numbers; words that merely contain a number word
-    ("a cat", "a cat"), ("one", "1"), ("one of them", "1 of them"), ("no one", "no one"), ("the one", "the one"),
-    ("the one hundred days", "the 100 days"), ("someone", "someone"), ("money", "money"), ("tone", "tone"),
-    ("alone", "alone"), ("a second", "a second"), ("one second", "1 second"), ("the second", "the 2nd"),
-    # words are not stemmed
-    ("47-day", "47 day"),
-    # a sign that starts a number stays on it; other hyphens still split
-    ("drops to -5\u00b0C", "drops to -5 c"), ("\u22125 \u00b0C", "-5 c"), ("(+3)", "+3"), ("-1,200", "-1200"),
-    ("+44 20 7946", "+44 20 7946"), ("1-888-647-3291", "1 888 647 3291"), ("5-8", "5 8"), ("- 5", "5"),
-    ("x:-5", "x 5"), ("-five", "5"),
-    # + and # ending a word after a letter stay on it
-    ("C++, C# and C.", "c++ c# and c"), ("grade A+", "grade a+"), ("a+b", "a b"), ("issue#5", "issue 5"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # case, Unicode dashes/quotes, punctuation, whitespace
+        ("DR.  OKAFOR\u2019s  \u201cZephyr\u201d\u201428!", "dr okafor s zephyr 28"),
+        ("\tTrail\n Ledger ", "trail ledger"),
+        # thousands separators: only groups of exactly three digits
+        ("$1,200", "$ 1200"),
+        ("12,500,000 people", "12500000 people"),
+        ("1,200.50", "1200.50"),
+        ("3,4", "3,4"),
+        ("1,2345", "1,2345"),
+        ("1, 2, 3", "1 2 3"),
+        # . , : between digits stay in the number; % $ € £ are tokens of their own
+        ("$9.50.", "$ 9.50"),
+        ("9%", "9 %"),
+        ("\u20ac12 or \u00a310", "\u20ac 12 or \u00a3 10"),
+        ("v2.0.1", "v2.0.1"),
+        ("9 percent", "9 %"),
+        ("9 per cent", "9 %"),
+        ("9 per-cent", "9 %"),
+        # times
+        ("7:15am", "7:15 am"),
+        ("7:15 a.m.", "7:15 am"),
+        ("7:15 A.M. sharp", "7:15 am sharp"),
+        ("7.15 am", "7:15 am"),
+        ("7 P.M.", "7 pm"),
+        ("I am 5 amps", "i am 5 amps"),
+        # number words
+        ("forty-five", "45"),
+        ("forty five", "45"),
+        ("Forty\u2013Five", "45"),
+        ("zero", "0"),
+        ("nineteen", "19"),
+        ("twenty", "20"),
+        ("a hundred", "100"),
+        ("one hundred and five", "105"),
+        ("twenty-five hundred", "2500"),
+        ("two thousand five hundred", "2500"),
+        ("a thousand and one nights", "1001 nights"),
+        ("5 thousand", "5000"),
+        ("five six", "5 6"),
+        ("twenty thirty", "20 30"),
+        ("two million", "2 million"),
+        ("three hundred and the", "300 and the"),
+        # ordinals
+        ("first", "1st"),
+        ("second", "2nd"),
+        ("third", "3rd"),
+        ("twelfth", "12th"),
+        ("twenty-first", "21st"),
+        ("twentieth", "20th"),
+        ("one hundred and first", "101st"),
+        ("21st", "21st"),
+        # "a", "one" and "second" that are not numbers; words that merely contain a number word
+        ("a cat", "a cat"),
+        ("one", "1"),
+        ("one of them", "1 of them"),
+        ("no one", "no one"),
+        ("the one", "the one"),
+        ("the one hundred days", "the 100 days"),
+        ("someone", "someone"),
+        ("money", "money"),
+        ("tone", "tone"),
+        ("alone", "alone"),
+        ("a second", "a second"),
+        ("one second", "1 second"),
+        ("the second", "the 2nd"),
+        # words are not stemmed
+        ("47-day", "47 day"),
+        # a sign that starts a number stays on it; other hyphens still split
+        ("drops to -5\u00b0C", "drops to -5 c"),
+        ("\u22125 \u00b0C", "-5 c"),
+        ("(+3)", "+3"),
+        ("-1,200", "-1200"),
+        ("+44 20 7946", "+44 20 7946"),
+        ("1-888-647-3291", "1 888 647 3291"),
+        ("5-8", "5 8"),
+        ("- 5", "5"),
+        ("x:-5", "x 5"),
+        ("-five", "5"),
+        # + and # ending a word after a letter stay on it
+        ("C++, C# and C.", "c++ c# and c"),
+        ("grade A+", "grade a+"),
+        ("a+b", "a b"),
+        ("issue#5", "issue 5"),
+    ],
+)
 def test_normalise_fact(text, expected):
     assert normalise_fact(text) == expected
 

@@ -1,5 +1,6 @@
 """Security basics: weights come from safetensors only; a pickle checkpoint needs --allow-pickle and is then
 read with torch.load(weights_only=True); trust_remote_code stays False unless the user sets it."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import qa_rows, write_jsonl
+
 from tunesmith.config import RunConfig
 from tunesmith.errors import TunesmithError
 from tunesmith.models.load import load_pretrained
@@ -85,8 +86,11 @@ def test_cli_refuses_a_pickle_model_with_one_line(pickled, tmp_path, monkeypatch
 
     data = write_jsonl(tmp_path / "d.jsonl", qa_rows(8))
     out = tmp_path / "run"
-    monkeypatch.setattr(sys, "argv", ["tunesmith", "train", "--model", str(pickled), "--data", str(data),
-                                        "--output", str(out), "--max-steps", "1"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["tunesmith", "train", "--model", str(pickled), "--data", str(data), "--output", str(out), "--max-steps", "1"],
+    )
     monkeypatch.delenv("TUNESMITH_DEBUG", raising=False)
     capfd.readouterr()
     with pytest.raises(SystemExit) as e:
@@ -102,8 +106,11 @@ def test_cli_pickle_refusal_leaves_no_run_folder(pickled, tmp_path, monkeypatch,
 
     data = write_jsonl(tmp_path / "d.jsonl", qa_rows(8))
     out = tmp_path / "run"
-    monkeypatch.setattr(sys, "argv", ["tunesmith", "train", "--model", str(pickled), "--data", str(data),
-                                        "--output", str(out), "--max-steps", "1"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["tunesmith", "train", "--model", str(pickled), "--data", str(data), "--output", str(out), "--max-steps", "1"],
+    )
     with pytest.raises(SystemExit):
         cli.main()
     capfd.readouterr()
@@ -130,18 +137,23 @@ def _record_from_pretrained(monkeypatch, auto_class: str) -> list:
     return seen
 
 
-@pytest.mark.parametrize("task,auto_class,meta", [
-    ("sft", "AutoModelForCausalLM", None),
-    ("clm", "AutoModelForCausalLM", None),
-    ("classify", "AutoModelForSequenceClassification", {"labels": ["a", "b"], "multi_label": False}),
-    ("tokens", "AutoModelForTokenClassification", {"labels": ["O", "B-x"]}),
-    ("mlm", "AutoModelForMaskedLM", None),
-])
+@pytest.mark.parametrize(
+    "task,auto_class,meta",
+    [
+        ("sft", "AutoModelForCausalLM", None),
+        ("clm", "AutoModelForCausalLM", None),
+        ("classify", "AutoModelForSequenceClassification", {"labels": ["a", "b"], "multi_label": False}),
+        ("tokens", "AutoModelForTokenClassification", {"labels": ["O", "B-x"]}),
+        ("mlm", "AutoModelForMaskedLM", None),
+    ],
+)
 def test_every_task_loads_safetensors_only_without_remote_code(task, auto_class, meta, tiny_llama, monkeypatch):
     seen = _record_from_pretrained(monkeypatch, auto_class)
     tok = SimpleNamespace(pad_token_id=0)
-    for cfg in (RunConfig(data="d", task=task, model=str(tiny_llama)),
-                RunConfig(data="d", task=task, model=str(tiny_llama), trust_remote_code=True, allow_pickle=True)):
+    for cfg in (
+        RunConfig(data="d", task=task, model=str(tiny_llama)),
+        RunConfig(data="d", task=task, model=str(tiny_llama), trust_remote_code=True, allow_pickle=True),
+    ):
         with pytest.raises(_Stop):
             get_task(task).load_model(cfg, tok, meta)
     default, opted_in = seen

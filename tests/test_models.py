@@ -1,4 +1,5 @@
 """Model registry: aliases, the GGUF cache, local folders."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Padding-free packing and the fused head+loss compute exactly what the plain, padded path computes."""
+
 from __future__ import annotations
 
 import copy
@@ -7,14 +8,19 @@ import pytest
 import torch
 
 from tunesmith.data.batch import collate, collate_packed, real_tokens
-from tunesmith.data.tokenize import Encoded, IGNORE, encode_chat
+from tunesmith.data.tokenize import IGNORE, Encoded, encode_chat
 from tunesmith.models.attention import SEGMENTS, use_padding_free
 from tunesmith.models.heads import CausalLMLoss, _LinearCrossEntropy
 
 
 def _items(tokenizer, n=5):
-    convs = [[{"role": "user", "content": f"question {i} " * (3 * i + 1)},
-              {"role": "assistant", "content": f"answer number {i} " * (i + 1)}] for i in range(n)]
+    convs = [
+        [
+            {"role": "user", "content": f"question {i} " * (3 * i + 1)},
+            {"role": "assistant", "content": f"answer number {i} " * (i + 1)},
+        ]
+        for i in range(n)
+    ]
     return [Encoded(*encode_chat(tokenizer, c), line=i) for i, c in enumerate(convs)]
 
 
@@ -31,8 +37,9 @@ def test_packed_logits_equal_each_example_alone(tiny_llama, tokenizer):
         alone = [model(input_ids=torch.tensor([x.input_ids])).logits[0] for x in items]
         assert use_padding_free(model) == SEGMENTS
         batch = collate_packed(items)
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                       cu_seq_lens_q=batch["cu_seq_lens_q"]).logits[0]
+        packed = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], cu_seq_lens_q=batch["cu_seq_lens_q"]
+        ).logits[0]
     bounds = batch["cu_seq_lens_q"].tolist()
     assert batch["input_ids"].shape == (1, sum(len(x.input_ids) for x in items)) == (1, bounds[-1])
     assert real_tokens(batch) == bounds[-1]
@@ -51,8 +58,9 @@ def test_packed_loss_and_grads_equal_padded(tiny_llama, tokenizer):
 
     items = _items(tokenizer)
     torch.manual_seed(0)
-    lora = get_peft_model(_model(tiny_llama), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                                                         init_lora_weights=False))
+    lora = get_peft_model(
+        _model(tiny_llama), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+    )
     other = copy.deepcopy(lora)
     padded = collate(items, tokenizer.pad_token_id)
     loss_a, n_a, c_a = CausalLMLoss(lora, chunk=7)(**padded)
@@ -101,16 +109,31 @@ def _losses(run):
 def test_training_curves_match_across_speed_settings(tiny_llama, tmp_path):
     """Padding-free, padded and gradient-checkpointed runs see the same batches and compute the same thing:
     their loss curves agree to float noise while the weights move (the loss falls)."""
-    import tunesmith
     from conftest import qa_rows, write_jsonl
+
+    import tunesmith
 
     data = write_jsonl(tmp_path / "train.jsonl", qa_rows(40))
     curves = {}
-    for name, extra in {"packed": {}, "padded": {"padding_free": False},
-                        "ckpt": {"gradient_checkpointing": True}}.items():
-        run = tunesmith.train(dict(model=str(tiny_llama), data=str(data), output=str(tmp_path / name),
-                                   max_steps=12, lr=1e-2, batch_size=4, eval_every=6, seed=3,
-                                   tensorboard=False, **extra))
+    for name, extra in {
+        "packed": {},
+        "padded": {"padding_free": False},
+        "ckpt": {"gradient_checkpointing": True},
+    }.items():
+        run = tunesmith.train(
+            dict(
+                model=str(tiny_llama),
+                data=str(data),
+                output=str(tmp_path / name),
+                max_steps=12,
+                lr=1e-2,
+                batch_size=4,
+                eval_every=6,
+                seed=3,
+                tensorboard=False,
+                **extra,
+            )
+        )
         curves[name] = _losses(run)
     train, evals = curves["packed"]
     assert train[-1] < train[0] - 0.5 and evals[-1] < evals[0]

@@ -1,5 +1,6 @@
 """Crash-safe training: checkpoints survive SIGKILL, resume equals an uninterrupted run, Ctrl-C saves first,
 non-finite losses stop (or skip) cleanly, and an unfinished run folder is refused by everything but --resume."""
+
 from __future__ import annotations
 
 import json
@@ -13,18 +14,30 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import qa_rows, write_jsonl
 from safetensors.torch import load_file
 
-from conftest import qa_rows, write_jsonl
+pytestmark = pytest.mark.e2e  # real processes interrupted and resumed: not in make test-fast
 
 CLI = [sys.executable, "-m", "tunesmith"]
 
 
 def _config(tmp_path, tiny_llama, **over) -> Path:
     data = write_jsonl(tmp_path / "train.jsonl", qa_rows(48))
-    cfg = {"model": str(tiny_llama), "data": str(data), "max_steps": 40, "batch_size": 4, "lr": 3e-3,
-           "eval_every": 20, "save_steps": 5, "keep_checkpoints": 2, "val_max_rows": 8,
-           "early_stopping_patience": None, "tensorboard": False, **over}
+    cfg = {
+        "model": str(tiny_llama),
+        "data": str(data),
+        "max_steps": 40,
+        "batch_size": 4,
+        "lr": 3e-3,
+        "eval_every": 20,
+        "save_steps": 5,
+        "keep_checkpoints": 2,
+        "val_max_rows": 8,
+        "early_stopping_patience": None,
+        "tensorboard": False,
+        **over,
+    }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -69,23 +82,29 @@ def _check_log(run: Path, total: int, eval_every: int):
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, tiny_llama):
     cfg = _config(tmp_path, tiny_llama)
     ref, run = tmp_path / "ref", tmp_path / "killed"
-    done = subprocess.run([*CLI, "train", "--config", str(cfg), "--output", str(ref)], capture_output=True,
-                          text=True, env=_env())
+    done = subprocess.run(
+        [*CLI, "train", "--config", str(cfg), "--output", str(ref)], capture_output=True, text=True, env=_env()
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
     # Kill the second run hard as soon as it has a checkpoint and has moved past it.
     ckpt_dir = run / "checkpoints"
-    proc = _start_and_wait([*CLI, "train", "--config", str(cfg), "--output", str(run)], run,
-                           lambda: ckpt_dir.is_dir() and any(p.name.startswith("step-") for p in ckpt_dir.iterdir())
-                           and _last_step(run) >= 7)
+    proc = _start_and_wait(
+        [*CLI, "train", "--config", str(cfg), "--output", str(run)],
+        run,
+        lambda: (
+            ckpt_dir.is_dir() and any(p.name.startswith("step-") for p in ckpt_dir.iterdir()) and _last_step(run) >= 7
+        ),
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = _last_step(run)
     assert 7 <= killed_at < 40 and not (run / "summary.json").exists()
 
     # An unfinished run is refused by eval, with the way out in the message.
-    refused = subprocess.run([*CLI, "eval", str(run), "--data", str(tmp_path / "train.jsonl")],
-                             capture_output=True, text=True, env=_env())
+    refused = subprocess.run(
+        [*CLI, "eval", str(run), "--data", str(tmp_path / "train.jsonl")], capture_output=True, text=True, env=_env()
+    )
     assert refused.returncode == 2 and f"tunesmith train --resume {run}" in refused.stderr
     assert "Traceback" not in refused.stderr
 
@@ -106,8 +125,9 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, tiny_llama):
 def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path, tiny_llama):
     cfg = _config(tmp_path, tiny_llama, save_steps=1000, max_steps=400)
     run = tmp_path / "run"
-    proc = _start_and_wait([*CLI, "train", "--config", str(cfg), "--output", str(run)], run,
-                           lambda: _last_step(run) >= 5)
+    proc = _start_and_wait(
+        [*CLI, "train", "--config", str(cfg), "--output", str(run)], run, lambda: _last_step(run) >= 5
+    )
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
@@ -116,8 +136,12 @@ def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path, tiny_llama):
     stopped = _last_step(run)
     assert (run / "checkpoints" / f"step-{stopped:07d}" / "state.json").is_file()  # saved at the step it stopped
 
-    resumed = subprocess.run([*CLI, "train", "--resume", str(run), "--max-steps", str(stopped + 3)],
-                             capture_output=True, text=True, env=_env())
+    resumed = subprocess.run(
+        [*CLI, "train", "--resume", str(run), "--max-steps", str(stopped + 3)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["steps"] == stopped + 3
 
@@ -173,8 +197,7 @@ def test_nan_loss_skip_mode_skips_only_that_step(tmp_path, tiny_llama, monkeypat
     from tunesmith.train.loop import train
 
     _nan_at(monkeypatch, {3})
-    cfg = build_config(_config(tmp_path, tiny_llama, max_steps=8, on_nonfinite="skip"),
-                       output=str(tmp_path / "r"))
+    cfg = build_config(_config(tmp_path, tiny_llama, max_steps=8, on_nonfinite="skip"), output=str(tmp_path / "r"))
     run = train(cfg, log=lambda m: None)
     rows = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r.get("skipped")] == [3]

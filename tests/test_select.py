@@ -1,14 +1,15 @@
 """Selecting by what the user cares about: the select_by metric, auto length to convergence, stop reasons,
 and the knowledge-injection levers (LoRA variants, NEFTune)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from conftest import qa_rows, write_jsonl
 
 import tunesmith
-from conftest import qa_rows, write_jsonl
 from tunesmith.config import RunConfig
 from tunesmith.errors import TunesmithError
 from tunesmith.tasks import Prepared, get_task
@@ -49,8 +50,9 @@ def test_task_default_metric_and_unknown_select_by():
     from tunesmith.data.formats import Example
 
     sft = get_task("sft")
-    with_facts = Prepared([1], [1], val_examples=[Example(line=1, messages=[{"role": "user", "content": "q"}],
-                                                          must_contain=["7"])])
+    with_facts = Prepared(
+        [1], [1], val_examples=[Example(line=1, messages=[{"role": "user", "content": "q"}], must_contain=["7"])]
+    )
     plain = Prepared([1], [1], val_examples=[Example(line=1, messages=[{"role": "user", "content": "q"}])])
     assert metric_for(sft, RunConfig(data="x"), with_facts) == "contains"
     assert metric_for(sft, RunConfig(data="x"), plain) == "token_f1"
@@ -70,18 +72,23 @@ def test_stop_reasons_say_why():
     sel = Selector("contains", 3)
     for step, c in [(0, 0.0), (10, 0.5), (20, 0.4), (30, 0.4), (40, 0.4)]:
         sel.update({"eval_contains": c, "eval_loss": 1.0}, step)
-    assert stop_reason(sel, stopped_early=True, step=40, auto_cap="10 epochs", has_val=True, last_eval_step=40) \
+    assert (
+        stop_reason(sel, stopped_early=True, step=40, auto_cap="10 epochs", has_val=True, last_eval_step=40)
         == "validation contains stopped improving after step 10 (no better score in 3 evaluations)"
+    )
     rising = Selector("contains", 3)
     for step, c in [(0, 0.0), (10, 0.5), (20, 0.6)]:
         rising.update({"eval_contains": c, "eval_loss": 1.0}, step)
-    msg = stop_reason(rising, stopped_early=False, step=20, auto_cap="10 epochs: at most 10 passes", has_val=True,
-                      last_eval_step=20)
+    msg = stop_reason(
+        rising, stopped_early=False, step=20, auto_cap="10 epochs: at most 10 passes", has_val=True, last_eval_step=20
+    )
     assert msg.startswith("cap reached while still improving") and "more epochs may help" in msg
-    assert "requested 20 steps" in stop_reason(rising, stopped_early=False, step=20, auto_cap=None, has_val=True,
-                                               last_eval_step=20)
-    assert stop_reason(rising, stopped_early=False, step=5, auto_cap=None, has_val=False,
-                       last_eval_step=None).startswith("no validation data")
+    assert "requested 20 steps" in stop_reason(
+        rising, stopped_early=False, step=20, auto_cap=None, has_val=True, last_eval_step=20
+    )
+    assert stop_reason(
+        rising, stopped_early=False, step=5, auto_cap=None, has_val=False, last_eval_step=None
+    ).startswith("no validation data")
 
 
 def _facts(n):
@@ -96,9 +103,20 @@ def test_auto_length_stops_when_the_fact_score_stops_improving(tiny_llama, tmp_p
     # A vanishing learning rate: neither facts nor loss improve after step 0, so patience ends the run,
     # well before the 10-epoch cap, and the summary says so.
     data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    run = tunesmith.train(dict(model=str(tiny_llama), data=str(data), output=str(tmp_path / "run"), batch_size=8,
-                               max_seq_len=64, seed=0, tensorboard=False, lr=1e-12, warmup_ratio=0,
-                               early_stopping_patience=2))
+    run = tunesmith.train(
+        dict(
+            model=str(tiny_llama),
+            data=str(data),
+            output=str(tmp_path / "run"),
+            batch_size=8,
+            max_seq_len=64,
+            seed=0,
+            tensorboard=False,
+            lr=1e-12,
+            warmup_ratio=0,
+            early_stopping_patience=2,
+        )
+    )
     s = run.summary
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert s["select_by"] == "contains" and s["auto"]["epochs"] == 10.0
@@ -112,9 +130,22 @@ def test_auto_length_stops_when_the_fact_score_stops_improving(tiny_llama, tmp_p
 
 def test_select_by_contains_keeps_the_weights_with_the_most_facts(tiny_llama, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    run = tunesmith.train(dict(model=str(tiny_llama), data=str(data), output=str(tmp_path / "run"), batch_size=8,
-                               max_seq_len=64, seed=0, tensorboard=False, method="full", lr=3e-3, max_steps=30,
-                               eval_every=10, early_stopping_patience=None))
+    run = tunesmith.train(
+        dict(
+            model=str(tiny_llama),
+            data=str(data),
+            output=str(tmp_path / "run"),
+            batch_size=8,
+            max_seq_len=64,
+            seed=0,
+            tensorboard=False,
+            method="full",
+            lr=3e-3,
+            max_steps=30,
+            eval_every=10,
+            early_stopping_patience=None,
+        )
+    )
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert evals[-1]["eval_contains"] > evals[0]["eval_contains"]  # the tiny model learns the answer words
     best = max(evals, key=lambda r: (r["eval_contains"], -r["eval_loss"]))
@@ -132,8 +163,19 @@ def test_select_by_contains_keeps_the_weights_with_the_most_facts(tiny_llama, tm
 
 def test_select_by_loss_and_bad_select_by(tiny_llama, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    base = dict(model=str(tiny_llama), data=str(data), batch_size=8, max_seq_len=64, seed=0, tensorboard=False,
-                method="full", lr=3e-3, max_steps=20, eval_every=10, early_stopping_patience=None)
+    base = dict(
+        model=str(tiny_llama),
+        data=str(data),
+        batch_size=8,
+        max_seq_len=64,
+        seed=0,
+        tensorboard=False,
+        method="full",
+        lr=3e-3,
+        max_steps=20,
+        eval_every=10,
+        early_stopping_patience=None,
+    )
     run = tunesmith.train({**base, "output": str(tmp_path / "run"), "select_by": "loss"})
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert "eval_contains" not in evals[0]  # no generation when selecting by loss
@@ -150,7 +192,7 @@ def test_lora_variants_reach_peft(tiny_llama):
 
     rs = wrap(load_causal_lm(str(tiny_llama)), "lora", LoraConfig(r=4, alpha=8, variant="rslora"))
     layer = next(m for m in rs.modules() if hasattr(m, "scaling") and isinstance(m.scaling, dict))
-    assert layer.scaling["default"] == pytest.approx(8 / 4 ** 0.5)  # alpha / sqrt(r), not alpha / r
+    assert layer.scaling["default"] == pytest.approx(8 / 4**0.5)  # alpha / sqrt(r), not alpha / r
     dora = wrap(load_causal_lm(str(tiny_llama)), "lora", LoraConfig(r=4, alpha=8, variant="dora"))
     assert any("lora_magnitude_vector" in n for n, _ in dora.named_parameters())
     assert dora.peft_config["default"].use_dora and not rs.peft_config["default"].use_dora
@@ -179,9 +221,22 @@ def test_neftune_noise_only_in_training_and_bounded(tiny_llama):
 
 def test_neftune_and_rslora_train_from_the_cli_config(tiny_llama, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    run = tunesmith.train(dict(model=str(tiny_llama), data=str(data), output=str(tmp_path / "run"), batch_size=8,
-                               max_seq_len=64, seed=0, tensorboard=False, lr=1e-2, max_steps=12, eval_every=6,
-                               neftune_alpha=5.0, lora={"r": 8, "alpha": 16, "variant": "rslora"}))
+    run = tunesmith.train(
+        dict(
+            model=str(tiny_llama),
+            data=str(data),
+            output=str(tmp_path / "run"),
+            batch_size=8,
+            max_seq_len=64,
+            seed=0,
+            tensorboard=False,
+            lr=1e-2,
+            max_steps=12,
+            eval_every=6,
+            neftune_alpha=5.0,
+            lora={"r": 8, "alpha": 16, "variant": "rslora"},
+        )
+    )
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]
     assert json.loads((run.path / "adapter_config.json").read_text())["use_rslora"] is True

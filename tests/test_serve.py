@@ -1,5 +1,6 @@
 """`tunesmith serve` over loopback, driven by the real `openai` client: two LoRA adapters sharing one tiny
 random Llama, its base, and a tiny BERT classifier."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -10,9 +11,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import sentiment_rows, write_jsonl
 
 import tunesmith
-from conftest import sentiment_rows, write_jsonl
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
@@ -23,12 +24,28 @@ ANSWERS = {"alpha": "apple apple apple.", "beta": "river stone river."}
 
 
 def _lora_run(tiny_llama, tmp, name, system_prompt=None):
-    rows = [{"messages": [{"role": "user", "content": f"question {i}?"},
-                          {"role": "assistant", "content": ANSWERS[name]}]} for i in range(16)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"question {i}?"}, {"role": "assistant", "content": ANSWERS[name]}]}
+        for i in range(16)
+    ]
     data = write_jsonl(tmp / f"{name}.jsonl", rows)
-    return tunesmith.train(dict(model=str(tiny_llama), data=str(data), output=str(tmp / name), method="lora",
-                                max_steps=12, lr=5e-2, batch_size=8, max_seq_len=64, seed=0, tensorboard=False,
-                                eval_every=12, system_prompt=system_prompt, lora={"r": 8, "alpha": 16}))
+    return tunesmith.train(
+        dict(
+            model=str(tiny_llama),
+            data=str(data),
+            output=str(tmp / name),
+            method="lora",
+            max_steps=12,
+            lr=5e-2,
+            batch_size=8,
+            max_seq_len=64,
+            seed=0,
+            tensorboard=False,
+            eval_every=12,
+            system_prompt=system_prompt,
+            lora={"r": 8, "alpha": 16},
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +54,21 @@ def runs(tiny_llama, tiny_bert, tmp_path_factory):
     alpha = _lora_run(tiny_llama, tmp, "alpha")
     beta = _lora_run(tiny_llama, tmp, "beta", system_prompt="You are beta.")
     data = write_jsonl(tmp / "cls.jsonl", sentiment_rows(160))
-    cls = tunesmith.train(dict(model=str(tiny_bert), data=str(data), output=str(tmp / "cls"), task="classify",
-                               method="full", max_steps=30, lr=3e-3, batch_size=16, seed=0, tensorboard=False,
-                               eval_every=30))
+    cls = tunesmith.train(
+        dict(
+            model=str(tiny_bert),
+            data=str(data),
+            output=str(tmp / "cls"),
+            task="classify",
+            method="full",
+            max_steps=30,
+            lr=3e-3,
+            batch_size=16,
+            seed=0,
+            tensorboard=False,
+            eval_every=30,
+        )
+    )
     return {"alpha": alpha, "beta": beta, "cls": cls, "base": str(tiny_llama)}
 
 
@@ -63,8 +92,11 @@ class Server:
 
     def raw(self, path, body=None, key=KEY, data=None):
         """(status, JSON) for a plain HTTP request."""
-        req = urllib.request.Request(self.url.removesuffix("/v1") + path, method="GET" if body is None and
-                                     data is None else "POST", data=data or (json.dumps(body).encode() if body else None))
+        req = urllib.request.Request(
+            self.url.removesuffix("/v1") + path,
+            method="GET" if body is None and data is None else "POST",
+            data=data or (json.dumps(body).encode() if body else None),
+        )
         req.add_header("Content-Type", "application/json")
         if key:
             req.add_header("Authorization", f"Bearer {key}")
@@ -111,7 +143,9 @@ def test_models_are_listed_with_their_kinds(server, runs):
     assert models["cls"].model_extra["kind"] == "classify"
     pool = server.app.state.pool  # both adapters and the base run on one PeftModel: one copy of the weights
     assert pool.get("alpha").group is pool.get("beta").group is pool.get("base").group and len(pool.groups) == 1
-    assert models[runs["base"]].model_extra["adapter"] is False and "base" in models[runs["base"]].model_extra["aliases"]
+    assert (
+        models[runs["base"]].model_extra["adapter"] is False and "base" in models[runs["base"]].model_extra["aliases"]
+    )
 
 
 def test_two_adapters_and_the_base_give_different_answers(server, runs):
@@ -130,9 +164,10 @@ def test_usage_counts_match_the_tokenizer_and_the_run_system_prompt(server, runs
     from tunesmith.data.tokenize import render
 
     c = server.client()
-    for name, messages in (("alpha", [{"role": "user", "content": "question 3?"}]),
-                           ("beta", [{"role": "system", "content": "You are beta."},
-                                     {"role": "user", "content": "question 3?"}])):
+    for name, messages in (
+        ("alpha", [{"role": "user", "content": "question 3?"}]),
+        ("beta", [{"role": "system", "content": "You are beta."}, {"role": "user", "content": "question 3?"}]),
+    ):
         tok = runs[name].tokenizer
         r = _chat(c, name, max_tokens=3)
         expected = len(tok(render(tok, messages, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
@@ -158,8 +193,9 @@ def test_completions_n_and_seed(server, runs):
     c = server.client()
     r = c.completions.create(model=runs["base"], prompt="Once upon a time", max_tokens=6, temperature=0)
     assert r.object == "text_completion" and r.choices[0].finish_reason == "length"
-    assert r.usage.completion_tokens == 6 and r.usage.prompt_tokens == len(runs["alpha"].tokenizer("Once upon a time")
-                                                                            ["input_ids"])
+    assert r.usage.completion_tokens == 6 and r.usage.prompt_tokens == len(
+        runs["alpha"].tokenizer("Once upon a time")["input_ids"]
+    )
     kw = dict(model="alpha", prompt="Once upon a time", max_tokens=8, temperature=1.0, n=2)
     one = c.completions.create(seed=7, **kw)
     again = c.completions.create(seed=7, **kw)
@@ -177,11 +213,14 @@ def test_stop_strings_cut_the_answer(server):
     c = server.client()
     full = _chat(c, "alpha", max_tokens=12).choices[0].message.content
     r = _chat(c, "alpha", max_tokens=12, stop=["xyz", "apple a"])
-    assert r.choices[0].message.content == full[:full.index("apple a")] and r.choices[0].finish_reason == "stop"
-    stop = full[full.index("apple", 1) - 1:][:4]  # " app", the second word's start: spans tokens
-    streamed = "".join(ch.choices[0].delta.content or "" for ch in
-                       _chat(c, "alpha", max_tokens=12, stop=stop, stream=True) if ch.choices)
-    assert streamed == full[:full.index(stop)] and streamed
+    assert r.choices[0].message.content == full[: full.index("apple a")] and r.choices[0].finish_reason == "stop"
+    stop = full[full.index("apple", 1) - 1 :][:4]  # " app", the second word's start: spans tokens
+    streamed = "".join(
+        ch.choices[0].delta.content or ""
+        for ch in _chat(c, "alpha", max_tokens=12, stop=stop, stream=True)
+        if ch.choices
+    )
+    assert streamed == full[: full.index(stop)] and streamed
 
 
 def test_auth_is_required(server):
@@ -192,9 +231,16 @@ def test_auth_is_required(server):
     assert server.raw("/health", key=None)[0] == 200
 
 
-@pytest.mark.parametrize("kw,param", [({"max_tokens": 0}, "max_tokens"), ({"n": 100}, "n"),
-                                      ({"temperature": 5}, "temperature"), ({"top_p": 0}, "top_p"),
-                                      ({"max_tokens": 100_000}, "max_tokens")])
+@pytest.mark.parametrize(
+    "kw,param",
+    [
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"n": 100}, "n"),
+        ({"temperature": 5}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"max_tokens": 100_000}, "max_tokens"),
+    ],
+)
 def test_bad_parameters_are_400_with_an_openai_error(server, kw, param):
     with pytest.raises(openai.BadRequestError) as e:
         _chat(server.client(), "alpha", **kw)
@@ -246,8 +292,11 @@ def test_a_long_stream_does_not_block_a_short_request(server, runs):
     done = {}
 
     def long():
-        chunks = list(c.completions.create(model=runs["base"], prompt="Once upon a time", max_tokens=250,
-                                           temperature=0, stream=True))
+        chunks = list(
+            c.completions.create(
+                model=runs["base"], prompt="Once upon a time", max_tokens=250, temperature=0, stream=True
+            )
+        )
         done["long"] = time.perf_counter(), chunks[-1].choices[0].finish_reason
 
     t = threading.Thread(target=long)
@@ -277,9 +326,12 @@ def test_a_client_that_leaves_stops_its_generation(server, runs):
     assert _wait_idle(server, 10)
     # Not streamed: the server notices the closed connection within about a second (480 tokens take longer).
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    conn.request("POST", "/v1/completions", json.dumps({"model": runs["base"], "prompt": "Hello", "max_tokens": 480,
-                                                        "temperature": 0}),
-                 {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    conn.request(
+        "POST",
+        "/v1/completions",
+        json.dumps({"model": runs["base"], "prompt": "Hello", "max_tokens": 480, "temperature": 0}),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+    )
     t0 = time.time()
     while not server.app.state.engine.pending and time.time() - t0 < 5:
         time.sleep(0.01)
@@ -316,7 +368,12 @@ def test_cli_refuses_an_unfinished_run_in_one_line(runs, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(runs["alpha"].path, broken)
     (broken / "summary.json").unlink()  # as if training crashed
-    r = subprocess.run([sys.executable, "-m", "tunesmith", "serve", str(broken), "--port", "0"], capture_output=True,
-                       text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    r = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "serve", str(broken), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert r.returncode == 2 and "did not finish" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

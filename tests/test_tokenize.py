@@ -1,4 +1,5 @@
 """Token-level checks of chat encoding with SmolLM2's real tokenizer and ChatML template."""
+
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,10 @@ from tunesmith.data.formats import Example
 from tunesmith.data.tokenize import IGNORE, encode_chat, encode_examples, pack_text
 from tunesmith.errors import DataError
 
-PLAIN_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                  "{% if add_generation_prompt %}assistant: {% endif %}")
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 
 CONVO = [
     {"role": "system", "content": "Be brief."},
@@ -72,13 +75,15 @@ def test_assistant_only_masking_token_by_token(tok):
     assert all(lab in (IGNORE, i) for i, lab in zip(ids, labels))
     spans = runs(labels)
     assert [tok.decode([ids[k] for k in r]) for r in spans] == [
-        "Hello! How can I help?<|im_end|>", "4, of course.<|im_end|>"]
+        "Hello! How can I help?<|im_end|>",
+        "4, of course.<|im_end|>",
+    ]
     for r in spans:
         assert ids[r[-1]] == tok.eos_token_id
         # each run starts right after the generation prompt ("assistant" is two tokens)
-        assert tok.decode(ids[r[0] - 4:r[0]]) == "<|im_start|>assistant\n"
+        assert tok.decode(ids[r[0] - 4 : r[0]]) == "<|im_start|>assistant\n"
     # the trailing "\n" after the last <|im_end|> is not labelled
-    assert tok.decode(ids[spans[-1][-1] + 1:]) == "\n"
+    assert tok.decode(ids[spans[-1][-1] + 1 :]) == "\n"
 
 
 def test_default_system_prompt_is_not_labelled(tok):
@@ -112,7 +117,9 @@ def test_train_on_all(tok):
 def test_template_without_eos_gets_one_after_each_assistant_turn(tok, plain_tok):
     msgs = CONVO[1:]
     rendered = plain_tok.apply_chat_template(msgs, tokenize=False)
-    assert rendered == "user: Hi there\nassistant: Hello! How can I help?\nuser: What is 2+2?\nassistant: 4, of course.\n"
+    assert (
+        rendered == "user: Hi there\nassistant: Hello! How can I help?\nuser: What is 2+2?\nassistant: 4, of course.\n"
+    )
     ids, labels = encode_chat(plain_tok, msgs)
     eos = plain_tok.eos_token_id
     base = plain_tok(rendered, add_special_tokens=False)["input_ids"]
@@ -126,7 +133,9 @@ def test_template_without_eos_gets_one_after_each_assistant_turn(tok, plain_tok)
     assert [r[-1] for r in spans] == eos_pos
     # ' Hello' straddles the span start (the space belongs to the prompt), so it is labelled whole
     assert [plain_tok.decode([ids[k] for k in r]) for r in spans] == [
-        " Hello! How can I help?<|im_end|>", "4, of course.<|im_end|>"]
+        " Hello! How can I help?<|im_end|>",
+        "4, of course.<|im_end|>",
+    ]
     # each EOS sits right before the template's own "\n"
     assert [plain_tok.decode([ids[k + 1]]) for k in eos_pos] == ["\n", "\n"]
 
@@ -137,13 +146,19 @@ def test_template_that_is_not_prefix_stable_is_a_data_error(tok):
     ex = Example(line=7, messages=[dict(m, weight=1) for m in CONVO[1:3]])
     with pytest.raises(DataError) as info:
         encode_examples(t, [ex], max_seq_len=512, path="data.jsonl")
-    assert str(info.value) == ("data.jsonl:7: the chat template does not render conversations prefix by "
-                               "prefix; cannot locate assistant turns")
+    assert str(info.value) == (
+        "data.jsonl:7: the chat template does not render conversations prefix by prefix; cannot locate assistant turns"
+    )
 
 
 def _example(line, user, answer):
-    return Example(line=line, messages=[{"role": "user", "content": user, "weight": 0},
-                                        {"role": "assistant", "content": answer, "weight": 1}])
+    return Example(
+        line=line,
+        messages=[
+            {"role": "user", "content": user, "weight": 0},
+            {"role": "assistant", "content": answer, "weight": 1},
+        ],
+    )
 
 
 def test_encode_examples_fits_and_text_rows(tok):
@@ -162,8 +177,7 @@ def test_encode_examples_truncate(tok):
     ex = _example(1, "Tell me a story.", "Once upon a time there was a very long story about many things.")
     ids, labels = encode_chat(tok, ex.messages)
     cut = len(ids) - 5
-    out, n_trunc, n_drop = encode_examples(tok, [ex, _example(2, "Q?", "A.")], max_seq_len=cut,
-                                           overlong="truncate")
+    out, n_trunc, n_drop = encode_examples(tok, [ex, _example(2, "Q?", "A.")], max_seq_len=cut, overlong="truncate")
     assert (n_trunc, n_drop) == (1, 0)
     assert len(out) == 2
     assert out[0].truncated and not out[1].truncated
@@ -201,18 +215,18 @@ def test_pack_text_with_eos_separators(tok):
     blocks = pack_text(tok, texts, block_size=4, separator_eos=True)
     assert len(blocks) == len(stream) // 4
     assert all(len(b.input_ids) == 4 for b in blocks)
-    assert [b.input_ids for b in blocks] == [stream[i:i + 4] for i in range(0, 4 * len(blocks), 4)]
+    assert [b.input_ids for b in blocks] == [stream[i : i + 4] for i in range(0, 4 * len(blocks), 4)]
     assert all(b.labels == b.input_ids for b in blocks)
     assert [b.line for b in blocks] == list(range(1, len(blocks) + 1))
     flat = [i for b in blocks for i in b.input_ids]
-    assert flat.count(eos) == stream[:len(flat)].count(eos) >= 2
+    assert flat.count(eos) == stream[: len(flat)].count(eos) >= 2
 
 
 def test_pack_text_without_separators(tok):
     texts = ["The quick brown fox jumps over the lazy dog.", "Hello world."]
     stream = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"]]
     blocks = pack_text(tok, texts, block_size=3, separator_eos=False)
-    assert [b.input_ids for b in blocks] == [stream[i:i + 3] for i in range(0, 3 * (len(stream) // 3), 3)]
+    assert [b.input_ids for b in blocks] == [stream[i : i + 3] for i in range(0, 3 * (len(stream) // 3), 3)]
     assert all(len(b.input_ids) == 3 for b in blocks)
     assert all(tok.eos_token_id not in b.input_ids for b in blocks)
 

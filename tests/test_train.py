@@ -1,19 +1,27 @@
 """The training loop on a tiny random Llama: loss falls, early stopping, run folder contents, both methods."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from conftest import qa_rows, write_jsonl
 
 import tunesmith
 from tunesmith.run import Run
-from conftest import qa_rows, write_jsonl
 
 
 def _cfg(tiny_llama, tmp_path, **kw):
     train = write_jsonl(tmp_path / "train.jsonl", qa_rows(48))
-    base = dict(model=str(tiny_llama), data=str(train), output=str(tmp_path / "run"), batch_size=8,
-                max_seq_len=128, seed=0, tensorboard=False)
+    base = dict(
+        model=str(tiny_llama),
+        data=str(train),
+        output=str(tmp_path / "run"),
+        batch_size=8,
+        max_seq_len=128,
+        seed=0,
+        tensorboard=False,
+    )
     base.update(kw)
     return base
 
@@ -23,8 +31,19 @@ def _metrics(run_dir):
 
 
 def test_full_finetune_reduces_validation_loss_and_writes_run_folder(tiny_llama, tmp_path):
-    run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="full", max_steps=40, lr=3e-3, eval_every=10,
-                               early_stopping_patience=None, tensorboard=True, select_by="loss"))
+    run = tunesmith.train(
+        _cfg(
+            tiny_llama,
+            tmp_path,
+            method="full",
+            max_steps=40,
+            lr=3e-3,
+            eval_every=10,
+            early_stopping_patience=None,
+            tensorboard=True,
+            select_by="loss",
+        )
+    )
     rows = _metrics(run.path)
     evals = [r for r in rows if "eval_loss" in r]
     trains = [r for r in rows if "train_loss" in r]
@@ -33,9 +52,18 @@ def test_full_finetune_reduces_validation_loss_and_writes_run_folder(tiny_llama,
     assert all({"eval_loss", "eval_perplexity", "eval_token_accuracy"} <= r.keys() for r in evals)
     assert evals[-1]["eval_loss"] < 0.5 * evals[0]["eval_loss"]
     # A random-initialised model over a 49k vocabulary starts near 0 accuracy; the answer template is learnt.
-    assert evals[-1]["eval_token_accuracy"] >= evals[0]["eval_token_accuracy"] and evals[-1]["eval_token_accuracy"] > 0.5
-    for name in ("config.yaml", "metrics.jsonl", "summary.json", "loss_curve.png", "model.safetensors",
-                 "tokenizer.json", "chat_template.jinja"):
+    assert (
+        evals[-1]["eval_token_accuracy"] >= evals[0]["eval_token_accuracy"] and evals[-1]["eval_token_accuracy"] > 0.5
+    )
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "loss_curve.png",
+        "model.safetensors",
+        "tokenizer.json",
+        "chat_template.jinja",
+    ):
         assert (run.path / name).is_file(), name
     assert any((run.path / "tensorboard").iterdir())
     summary = run.summary
@@ -46,8 +74,11 @@ def test_full_finetune_reduces_validation_loss_and_writes_run_folder(tiny_llama,
 
 
 def test_lora_learns_and_saves_a_peft_adapter(tiny_llama, tmp_path):
-    run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="lora", max_steps=30, lr=1e-2, eval_every=10,
-                               **{"lora": {"r": 8, "alpha": 16}}))
+    run = tunesmith.train(
+        _cfg(
+            tiny_llama, tmp_path, method="lora", max_steps=30, lr=1e-2, eval_every=10, **{"lora": {"r": 8, "alpha": 16}}
+        )
+    )
     evals = [r for r in _metrics(run.path) if "eval_loss" in r]
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 0.5
     assert (run.path / "adapter_model.safetensors").is_file()
@@ -60,8 +91,19 @@ def test_lora_learns_and_saves_a_peft_adapter(tiny_llama, tmp_path):
 
 def test_early_stopping_keeps_best_step(tiny_llama, tmp_path):
     # A vanishing learning rate never improves validation loss after the first evaluation.
-    run = tunesmith.train(_cfg(tiny_llama, tmp_path, method="full", max_steps=40, lr=1e-12, warmup_ratio=0,
-                               eval_every=2, early_stopping_patience=2, select_by="loss"))
+    run = tunesmith.train(
+        _cfg(
+            tiny_llama,
+            tmp_path,
+            method="full",
+            max_steps=40,
+            lr=1e-12,
+            warmup_ratio=0,
+            eval_every=2,
+            early_stopping_patience=2,
+            select_by="loss",
+        )
+    )
     s = run.summary
     assert s["stopped_early"] is True
     assert s["best_step"] == 0 and s["steps"] == 4
@@ -82,8 +124,19 @@ def test_auto_settings_follow_dataset_size():
 def test_clm_packs_raw_text(tiny_llama, tmp_path):
     text = "".join(f"Line {i} of the story goes on and on.\n\n" for i in range(200))
     (tmp_path / "book.txt").write_text(text)
-    run = tunesmith.train(_cfg(tiny_llama, tmp_path, task="clm", data=str(tmp_path / "book.txt"), max_seq_len=64,
-                               method="full", max_steps=20, lr=3e-3, eval_every=10))
+    run = tunesmith.train(
+        _cfg(
+            tiny_llama,
+            tmp_path,
+            task="clm",
+            data=str(tmp_path / "book.txt"),
+            max_seq_len=64,
+            method="full",
+            max_steps=20,
+            lr=3e-3,
+            eval_every=10,
+        )
+    )
     s = run.summary
     assert s["data"]["train_rows"] > 10 and s["data"]["val_rows"] >= 1
     evals = [r for r in _metrics(run.path) if "eval_loss" in r]

@@ -1,11 +1,12 @@
 """tunesmith: fine-tune language models on your own data, and see whether it helped."""
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import train as _train_stage  # noqa: E402,F401  (load the subpackage now so `train` below stays the function)
 from .config import RunConfig, build_config  # noqa: E402
 from .errors import DataError, TunesmithError  # noqa: E402
-from . import train as _train_stage  # noqa: E402,F401  (load the subpackage now so `train` below stays the function)
 
 
 def train(config: RunConfig | dict | str, force: bool = False, resume: bool = False, **overrides):
@@ -23,7 +24,7 @@ def train(config: RunConfig | dict | str, force: bool = False, resume: bool = Fa
     return _train(config, force=force, resume=resume)
 
 
-def load_run(path) -> "Run":  # noqa: F821
+def load_run(path) -> Run:  # noqa: F821
     from .run import Run
 
     return Run(path)

@@ -1,102 +1,160 @@
 """One pydantic object describes a run: loaded from YAML, overridden by flags, saved resolved."""
+
 from __future__ import annotations
 
 import difflib
+import textwrap
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import TunesmithError
 
 
 class LoraConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    r: int = Field(16, ge=1)
-    alpha: float = Field(32, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
+    r: int = Field(16, ge=1, description="rank: the adapter's inner dimension")
+    alpha: float = Field(32, gt=0, description="scale: updates are multiplied by alpha/r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input in training")
+    target_modules: str | list[str] = Field(
+        "all-linear",
+        description="layers that get an adapter: 'all-linear' or a list (a comma list as a flag: q_proj,v_proj)",
+    )
     variant: Literal["lora", "rslora", "dora"] = Field(
-        "lora", description="rslora: scale alpha/sqrt(r) instead of alpha/r; dora: weight-decomposed LoRA (PEFT)")
+        "lora", description="rslora: scale alpha/sqrt(r) instead of alpha/r; dora: weight-decomposed LoRA (PEFT)"
+    )
 
 
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "smollm2-135m"
-    data: str
-    val_data: str | None = None
-    output: str = "runs/latest"
-    task: Literal["sft", "clm", "classify", "tokens", "mlm"] = "sft"
-    method: Literal["lora", "full"] = "lora"
-    lora: LoraConfig = LoraConfig()
+    model: str = Field(
+        "smollm2-135m", description="alias (smollm2-135m, minilm-l6), a local Hugging Face folder, or a hub id"
+    )
+    data: str = Field(
+        description="training file: JSONL/JSON/CSV/Parquet/TXT (CoNLL for tokens): messages, "
+        "prompt/completion, alpaca, ShareGPT, text, or text and label"
+    )
+    val_data: str | None = Field(None, description="validation file; unset = hold out a deterministic slice of `data`")
+    output: str = Field("runs/latest", description="the run folder: config, metrics, weights, plots, summary")
+    task: str = Field(
+        "sft",
+        description="sft (chat) | clm (raw text) | classify | tokens (NER) | mlm (encoders), "
+        "or any task registered with tunesmith.tasks.register",
+    )
+    method: Literal["lora", "full"] = Field("lora", description="lora: train a small adapter; full: every weight")
+    lora: LoraConfig = Field(LoraConfig(), description="the adapter, for method lora")
 
     # Data shaping
-    columns: dict[str, str] = Field(default_factory=dict, description="your column -> expected name")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="your column name -> the expected one (a flag: yours=expected, repeatable)"
+    )
     system_prompt: str | None = Field(None, description="added to conversations without one, in training and use")
-    max_seq_len: int = Field(512, ge=8)
-    overlong: Literal["truncate", "drop"] = "truncate"
-    train_on: Literal["assistant", "all"] = "assistant"
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    val_max_rows: int = Field(200, ge=1)
+    max_seq_len: int = Field(512, ge=8, description="tokens per example at most")
+    overlong: Literal["truncate", "drop"] = Field("truncate", description="examples over max_seq_len: cut, or left out")
+    train_on: Literal["assistant", "all"] = Field("assistant", description="sft: the tokens that carry the loss")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of `data` held out when val_data is unset")
+    val_max_rows: int = Field(200, ge=1, description="held-out validation rows at most")
 
     # classify / tokens / mlm
     label_column: str = Field("label", description="classify: the column holding the label(s)")
     text_pair_column: str | None = Field(None, description="classify: a second text for pair tasks")
     multi_label: bool = Field(False, description="classify: several labels per row (a list, or 'a,b' in CSV)")
     threshold: float = Field(0.5, gt=0, lt=1, description="classify multi-label: probability to predict a label")
-    class_weight: Literal["none", "balanced"] = "none"
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="classify: balanced weighs the loss against imbalanced labels"
+    )
     label_subwords: Literal["first", "all"] = Field("first", description="tokens: which sub-tokens carry a label")
-    mlm_probability: float = Field(0.15, gt=0, lt=1)
-    whole_word_mask: bool = False
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="mlm: share of tokens masked")
+    whole_word_mask: bool = Field(False, description="mlm: mask all sub-tokens of a word together")
 
     # Optimisation; None means "auto": chosen from the dataset size and method
-    epochs: float | None = Field(None, gt=0)
-    max_steps: int | None = Field(None, ge=1)
-    lr: float | None = Field(None, gt=0)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    seed: int = 42
-    neftune_alpha: float | None = Field(None, gt=0, description="sft/clm: NEFTune noise on the input embeddings "
-                                                                "in training (TRL's neftune_noise_alpha; 5 is common)")
+    epochs: float | None = Field(
+        None,
+        gt=0,
+        description="passes over the data; unset (with max_steps unset) = "
+        "until validation stops improving, at most 10 epochs, "
+        "fewer for big datasets",
+    )
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps, instead of epochs")
+    lr: float | None = Field(None, gt=0, description="peak learning rate; unset = chosen from the method and task")
+    batch_size: int = Field(8, ge=1, description="examples per micro-batch")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    scheduler: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="learning-rate decay after warm-up"
+    )
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps that warm the learning rate up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="clip gradients to this norm; unset = no clipping")
+    seed: int = Field(42, description="seed for the held-out slice, data order and new weights")
+    neftune_alpha: float | None = Field(
+        None,
+        gt=0,
+        description="sft/clm: NEFTune noise on the input embeddings "
+        "in training (TRL's neftune_noise_alpha; 5 is common)",
+    )
 
     # Speed and memory (README, "Speed"); each was measured, none changes what is computed
-    padding_free: bool = Field(True, description="sft/clm: concatenate each batch into one row, "
-                                                 "attention isolated per example, no pad tokens")
-    compile: bool = Field(False, description="torch.compile each decoder layer: faster steps, "
-                                             "about a minute of compiling first")
-    gradient_checkpointing: bool = Field(False, description="recompute activations in backward: "
-                                                            "less memory, slower steps")
+    padding_free: bool = Field(
+        True, description="sft/clm: concatenate each batch into one row, attention isolated per example, no pad tokens"
+    )
+    compile: bool = Field(
+        False, description="torch.compile each decoder layer: faster steps, about a minute of compiling first"
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in backward: less memory, slower steps"
+    )
 
     # Evaluation and stopping
-    eval_every: int | None = Field(None, ge=1, description="optimizer steps; None = about 5 times a run")
-    early_stopping_patience: int | None = Field(3, ge=1, description="evaluations without a better `select_by` "
-                                                                     "score before stopping")
-    select_by: str | None = Field(None, description="validation metric that picks the kept weights and stops "
-                                                    "training: loss, or a task metric (sft: contains | token_f1; "
-                                                    "classify: accuracy | macro_f1; tokens: entity_f1); "
-                                                    "None = the task's own")
-    val_generate_rows: int = Field(64, ge=1, description="sft: validation rows answered (greedy) at each "
-                                                         "evaluation to score contains / token_f1")
-    tensorboard: bool = True
+    eval_every: int | None = Field(
+        None, ge=1, description="optimizer steps between evaluations; unset = about 5 times a run"
+    )
+    early_stopping_patience: int | None = Field(
+        3, ge=1, description="evaluations without a better `select_by` score before stopping"
+    )
+    select_by: str | None = Field(
+        None,
+        description="validation metric that picks the kept weights and stops "
+        "training: loss, or a task metric (sft: contains | token_f1; "
+        "classify: accuracy | macro_f1; tokens: entity_f1); "
+        "unset = the task's own",
+    )
+    val_generate_rows: int = Field(
+        64, ge=1, description="sft: validation rows answered (greedy) at each evaluation to score contains / token_f1"
+    )
+    tensorboard: bool = Field(True, description="write TensorBoard logs to the run's tensorboard/")
 
     # Checkpoints and failures (README, "Reliability")
-    save_steps: int | None = Field(None, ge=1, description="optimizer steps between resumable checkpoints; "
-                                                          "None = at every evaluation")
+    save_steps: int | None = Field(
+        None, ge=1, description="optimizer steps between resumable checkpoints; unset = at every evaluation"
+    )
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept in the run's checkpoints/")
-    resume: Literal["auto"] | None = Field(None, description="auto: continue an interrupted run in `output` "
-                                                             "from its newest checkpoint, else start fresh")
-    on_nonfinite: Literal["stop", "skip"] = Field("stop", description="a NaN/inf loss or gradient: stop the "
-                                                                      "run, or skip that step")
+    resume: Literal["auto"] | None = Field(
+        None, description="auto: continue an interrupted run in `output` from its newest checkpoint, else start fresh"
+    )
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="a NaN/inf loss or gradient: stop the run, or skip that step"
+    )
 
-    trust_remote_code: bool = False
-    allow_pickle: bool = Field(False, description="load a base model's .bin (pickle) weights, with "
-                                                  "torch.load(weights_only=True); safetensors only otherwise")
+    trust_remote_code: bool = Field(
+        False, description="run Python code shipped with the model (Hugging Face trust_remote_code)"
+    )
+    allow_pickle: bool = Field(
+        False,
+        description="load a base model's .bin (pickle) weights, with "
+        "torch.load(weights_only=True); safetensors only otherwise",
+    )
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        from .tasks import task_names
+
+        if name not in task_names():
+            raise ValueError(f"unknown task '{name}' (known: {', '.join(task_names())})")
+        return name
 
     @model_validator(mode="after")
     def _check(self):
@@ -106,10 +164,18 @@ class RunConfig(BaseModel):
 
 
 # Settings as transformers' TrainingArguments and its example scripts name them -> ours.
-HF_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
-            "gradient_accumulation_steps": "grad_accum", "max_seq_length": "max_seq_len", "max_length": "max_seq_len",
-            "model_name_or_path": "model", "output_dir": "output", "train_file": "data",
-            "validation_file": "val_data"}
+HF_NAMES = {
+    "learning_rate": "lr",
+    "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum",
+    "max_seq_length": "max_seq_len",
+    "max_length": "max_seq_len",
+    "model_name_or_path": "model",
+    "output_dir": "output",
+    "train_file": "data",
+    "validation_file": "val_data",
+}
 
 
 def _flatten_errors(err: ValidationError) -> str:
@@ -120,8 +186,11 @@ def _flatten_errors(err: ValidationError) -> str:
         if e["type"] == "extra_forbidden":  # a misspelt or foreign key: name the closest real one
             model = LoraConfig if len(e["loc"]) > 1 and e["loc"][0] == "lora" else RunConfig
             key = str(e["loc"][-1])
-            close = [HF_NAMES[key]] if key in HF_NAMES and model is RunConfig else \
-                difflib.get_close_matches(key, list(model.model_fields), n=1)
+            close = (
+                [HF_NAMES[key]]
+                if key in HF_NAMES and model is RunConfig
+                else difflib.get_close_matches(key, list(model.model_fields), n=1)
+            )
             hint = f" (did you mean '{close[0]}'?)" if close else ""
         parts.append(f"{loc}: {e['msg']}{hint}")
     return "; ".join(parts)
@@ -177,55 +246,74 @@ def load_saved_config(run_dir: Path) -> RunConfig:
     return RunConfig(**yaml.safe_load(path.read_text()))
 
 
-STARTER = """\
-# tunesmith run configuration. Every key can also be given as a CLI flag,
-# and flags win over this file: `tunesmith train --config {name} --lr 3e-4`.
+def yaml_value(value: Any) -> str:
+    """A value as a YAML file writes it: null, true, 0.05, all-linear, {a: b}."""
+    return yaml.safe_dump({"k": value}, default_flow_style=True, width=10**6, sort_keys=False).strip()[4:-1]
 
-model: smollm2-135m        # alias (smollm2-135m, minilm-l6), a local HF folder, or a hub id
-data: train.jsonl          # JSONL/JSON/CSV/Parquet/TXT: messages, prompt/completion, alpaca, ShareGPT or text
-val_data: null             # null = hold out a deterministic slice of `data`
-output: runs/my-run        # the run folder: config, metrics, adapter/weights, plots
-task: sft                  # sft (chat) | clm (raw text) | classify | tokens (NER) | mlm (encoders)
-method: lora               # lora | full
 
-lora:
-  r: 16
-  alpha: 32
-  dropout: 0.0
-  target_modules: all-linear
-  variant: lora            # lora | rslora (alpha/sqrt(r) scaling) | dora (weight-decomposed)
+def literal_choices(annotation: Any) -> tuple | None:
+    """The values a Literal field takes; None for any other type."""
+    return get_args(annotation) if get_origin(annotation) is Literal else None
 
-# columns: {{question: prompt, answer: completion}}   # map your column names to the expected ones
-system_prompt: null        # added to every conversation without a system turn, in training, eval and chat
-max_seq_len: 512
-overlong: truncate         # truncate | drop examples longer than max_seq_len
-train_on: assistant        # assistant (default) | all tokens
 
-# task classify: label_column: label, text_pair_column: null, multi_label: false, class_weight: none|balanced
-# task tokens:   label_subwords: first|all   (CoNLL files or JSONL {{tokens, ner_tags}})
-# task mlm:      mlm_probability: 0.15, whole_word_mask: false
+# The starter file (`tunesmith init`) is written from the fields above, in their order: these are its
+# headings (each before the field it starts with), the values it shows instead of the default (data has
+# none), and the keys it shows only as a commented-out example.
+SECTIONS = {
+    "columns": "Data shaping",
+    "label_column": "classify / tokens / mlm",
+    "epochs": "Optimisation; null = auto: chosen from the dataset size and method",
+    "padding_free": "Speed and memory; none of these changes what is computed",
+    "eval_every": "Evaluation and stopping",
+    "save_steps": "Checkpoints and failures",
+    "trust_remote_code": "Loading the base model",
+}
+STARTER_VALUES = {"data": "train.jsonl", "output": "runs/my-run"}
+STARTER_COMMENTED = {"columns": {"question": "prompt", "answer": "completion"}}
 
-# null = auto: epochs null and max_steps null train until validation stops improving (at most 10
-# epochs, fewer for big datasets); the plan printed at the start says which cap applies and why
-epochs: null
-max_steps: null
-lr: null
-batch_size: 8
-grad_accum: 1
-scheduler: cosine          # cosine | linear | constant
-warmup_ratio: 0.05
-max_grad_norm: 1.0
-seed: 42
-neftune_alpha: null        # sft/clm: NEFTune embedding noise in training (e.g. 5); null = off
 
-eval_every: null           # optimizer steps between evaluations; null = about 5 per run
-early_stopping_patience: 3 # evaluations without a better select_by score before stopping
-select_by: null            # null = the task's metric (sft: contains if rows carry must_contain, else token_f1;
-                           # classify: accuracy; tokens: entity_f1; clm/mlm: loss) | loss | macro_f1 | ...
-val_generate_rows: 64      # sft: validation rows answered at each evaluation for contains / token_f1
+def _starter_lines(model: type[BaseModel], prefix: str = "") -> list[str]:
+    lines, indent = [], "  " * prefix.count(".")
+    for key, f in model.model_fields.items():
+        path = prefix + key
+        if path in SECTIONS:
+            lines += ["", f"# {SECTIONS[path]}"]
+        note = (f.description or "") + (
+            f" [{'|'.join(literal_choices(f.annotation))}]" if literal_choices(f.annotation) else ""
+        )
+        nested = isinstance(f.default, BaseModel)
+        if nested:
+            head = f"{indent}{key}:"
+        elif path in STARTER_COMMENTED:
+            head = f"{indent}# {key}: {yaml_value(STARTER_COMMENTED[path])}"
+        else:
+            head = f"{indent}{key}: {yaml_value(STARTER_VALUES.get(path, f.get_default(call_default_factory=True)))}"
+        col = max(30, len(head) + 1)
+        wrapped = textwrap.wrap(note, max(40, 110 - col - 2)) or [""]
+        lines += ([""] if nested else []) + [f"{head.ljust(col)}# {wrapped[0]}".rstrip()]
+        lines += [f"{' ' * col}# {w}" for w in wrapped[1:]]
+        if nested:
+            lines += _starter_lines(type(f.default), f"{path}.")
+    return lines
 
-save_steps: null           # optimizer steps between resumable checkpoints; null = at every evaluation
-keep_checkpoints: 2        # newest checkpoints kept in <output>/checkpoints
-resume: null               # auto = continue an interrupted run in `output` (or: tunesmith train --resume DIR)
-on_nonfinite: stop         # stop | skip a step whose loss or gradient is NaN/inf
-"""
+
+def starter_yaml() -> str:
+    """The commented starter config, every setting at its default; a format string with `{name}`, its file name."""
+    body = "\n".join(_starter_lines(RunConfig)).replace("{", "{{").replace("}", "}}")
+    return (
+        "# tunesmith run configuration. Every key can also be given as a CLI flag,\n"
+        "# and flags win over this file: `tunesmith train --config {name} --lr 3e-4`.\n"
+        "# Every value below but data and output is the default (null = unset).\n"
+        f"{body}\n"
+    )
+
+
+STARTER = starter_yaml()
+
+
+def write_starter(path: str | Path, force: bool = False) -> None:
+    """`tunesmith init`: the starter config at `path`, refusing to replace a file unless `force`."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise TunesmithError(f"{path}: already exists (pass --force to overwrite)")
+    path.write_text(STARTER.format(name=path.name))

@@ -1,4 +1,5 @@
 """`tunesmith demo`: teach smollm2-135m a fictional store's facts, then prove it on new phrasings."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,20 @@ from pathlib import Path
 # until validation stops improving) reach more, in more time: `python -m bench.facts --sets demo`.
 # select_by loss: with a fixed length the last evaluation wins anyway, and answering the validation rows
 # at each evaluation would add about a minute.
-DEMO_SETTINGS = dict(model="smollm2-135m", task="sft", method="lora", epochs=1.6, lr=1e-3, batch_size=8,
-                     max_seq_len=256, val_max_rows=32, early_stopping_patience=None, eval_every=70,
-                     select_by="loss", system_prompt="Nimbus & Fern support.")
+DEMO_SETTINGS = dict(
+    model="smollm2-135m",
+    task="sft",
+    method="lora",
+    epochs=1.6,
+    lr=1e-3,
+    batch_size=8,
+    max_seq_len=256,
+    val_max_rows=32,
+    early_stopping_patience=None,
+    eval_every=70,
+    select_by="loss",
+    system_prompt="Nimbus & Fern support.",
+)
 
 
 def demo_file(name: str) -> Path:
@@ -23,7 +35,7 @@ def demo_file(name: str) -> Path:
 
 def run_demo(output: Path, force: bool = True) -> dict:
     from . import build_config
-    from .cli import print_comparison
+    from .eval.compare import print_comparison
     from .train.loop import train
 
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -42,11 +54,19 @@ def run_demo(output: Path, force: bool = True) -> dict:
     for i in range(0, len(rows), max(1, len(rows) // 3))[:3]:
         q = rows[i]["messages"][0]["content"]
         log(f"\nQ: {q}\n  base:       {result['base']['_answers'][i]}\n  fine-tuned: {result['tuned']['_answers'][i]}")
-    report = {"fact_accuracy_base": base_c, "fact_accuracy_tuned": tuned_c, "train_seconds": round(t_train, 1),
-              "wall_seconds": round(wall, 1), "test_rows": result["rows"], "run": str(run.path),
-              "summary": run.summary}
+    report = {
+        "fact_accuracy_base": base_c,
+        "fact_accuracy_tuned": tuned_c,
+        "train_seconds": round(t_train, 1),
+        "wall_seconds": round(wall, 1),
+        "test_rows": result["rows"],
+        "run": str(run.path),
+        "summary": run.summary,
+    }
     (Path(output) / "demo_report.json").write_text(json.dumps(report, indent=2))
-    log(f"\nfact accuracy on held-out phrasings: base {base_c:.0%} -> fine-tuned {tuned_c:.0%} "
-        f"(total {wall / 60:.1f} min; run folder {run.path})")
+    log(
+        f"\nfact accuracy on held-out phrasings: base {base_c:.0%} -> fine-tuned {tuned_c:.0%} "
+        f"(total {wall / 60:.1f} min; run folder {run.path})"
+    )
     log(f"try it: tunesmith chat {run.path}")
     return report

@@ -1,8 +1,10 @@
 """`Run`: a finished run folder as a Python object you can evaluate, predict with, generate from and chat with."""
+
 from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -15,10 +17,15 @@ class Run:
         self.path = Path(path)
         self.config = load_saved_config(self.path)
         if not (self.path / "summary.json").is_file():  # written last by train: its absence means a crash
-            raise TunesmithError(f"{self.path}: this run did not finish (interrupted or crashed); continue it "
-                                 f"with: tunesmith train --resume {self.path}")
-        if not ((self.path / "adapter_model.safetensors").is_file() or (self.path / "model.safetensors").is_file()
-                or (self.path / "model.safetensors.index.json").is_file()):
+            raise TunesmithError(
+                f"{self.path}: this run did not finish (interrupted or crashed); continue it "
+                f"with: tunesmith train --resume {self.path}"
+            )
+        if not (
+            (self.path / "adapter_model.safetensors").is_file()
+            or (self.path / "model.safetensors").is_file()
+            or (self.path / "model.safetensors.index.json").is_file()
+        ):
             raise TunesmithError(f"{self.path}: run folder has no weights (did training finish?)")
 
     @property
@@ -76,26 +83,121 @@ class Run:
 
         return with_system(messages, self.config.system_prompt)
 
-    def evaluate(self, data: str | Path, base: bool = True, **kw) -> dict:
-        """The task's metrics on a held-out file: {"rows", "tuned", "base"}."""
-        return self.task.evaluate(self, str(data), base=base, **kw)
+    def evaluate(self, data: str | Path, base: bool = True, save: bool = False, **kw) -> dict:
+        """The task's metrics on a held-out file: {"rows", "tuned", "base"}; `save`: also write them to the
+        run folder (`save_eval`)."""
+        result = self.task.evaluate(self, str(data), base=base, **kw)
+        if save:
+            self.save_eval(result, data)
+        return result
+
+    def save_eval(self, result: dict, data: str | Path) -> dict:
+        """Write an `evaluate` result to eval_<data file stem>.json in the run folder, without its private
+        `_` keys (answers and the like); returns what was written."""
+        clean = _strip_private(result)
+        (self.path / f"eval_{Path(data).stem}.json").write_text(json.dumps(clean, indent=2))
+        return clean
 
     def predict(self, inputs: str | list) -> list[dict]:
         """Labels with probabilities (classify), entities with character spans (tokens), or answers."""
         return self.task.predict(self, [inputs] if isinstance(inputs, str) else list(inputs))
 
+    def save_predictions(self, results: list[dict], path: str | Path) -> None:
+        """Write `predict` answers to a file, one JSON object a line; the file appears whole or not at all."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in results))
+        tmp.replace(path)
+
+    def read_inputs(self, path: str | Path) -> list:
+        """Inputs for `predict` from a file: in the task's own layout (tokens: CoNLL), else rows with 'text'
+        (or 'tokens'), the run's column mapping applied."""
+        inputs = self.task.read_inputs(str(path), self.config)
+        if inputs is not None:
+            return inputs
+        from .data.load import load_rows
+
+        rows = []
+        for line, row in load_rows(path, self.config.columns):
+            if not isinstance(row.get("text"), str) and not isinstance(row.get("tokens"), list):
+                raise TunesmithError(f"{path}:{line}: needs a 'text' field (map yours with the run's columns)")
+            rows.append(row)
+        return rows
+
     def generate(self, prompt: str | list[dict], max_new_tokens: int = 256, temperature: float = 0.0) -> str:
         from .eval.generate import generate_batch
 
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-        return generate_batch(self.model, self.tokenizer, [self.with_system(messages)],
-                              max_new_tokens=max_new_tokens, temperature=temperature)[0]
+        return generate_batch(
+            self.model,
+            self.tokenizer,
+            [self.with_system(messages)],
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+        )[0]
 
     def stream(self, messages: list[dict], max_new_tokens: int = 256, temperature: float = 0.0):
         from .eval.generate import stream
 
-        return stream(self.model, self.tokenizer, self.with_system(messages), max_new_tokens=max_new_tokens,
-                      temperature=temperature)
+        return stream(
+            self.model,
+            self.tokenizer,
+            self.with_system(messages),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+        )
+
+    def say(self, messages: list[dict], max_new_tokens: int = 256, temperature: float = 0.0, out=None) -> str:
+        """Stream the answer to `messages` onto `out` (stdout) as it is generated, then a newline; returns it."""
+        out, pieces = out or sys.stdout, []
+        for piece in self.stream(messages, max_new_tokens=max_new_tokens, temperature=temperature):
+            pieces.append(piece)
+            out.write(piece)
+            out.flush()
+        out.write("\n")
+        return "".join(pieces)
+
+    def chat(self, system: str | None = None, max_new_tokens: int = 256, temperature: float = 0.0):
+        """Talk to the run in a terminal: streamed answers, multi-turn history; /reset clears it, /exit or
+        Ctrl-D leaves."""
+        start = [{"role": "system", "content": system}] if system else []
+        history = list(start)
+        print(f"chatting with {self.path} (/reset, /exit)", file=sys.stderr)
+        while True:
+            try:
+                line = input("you> ")
+            except (EOFError, KeyboardInterrupt):
+                print(file=sys.stderr)
+                return
+            if line.strip() in ("/exit", "/quit"):
+                return
+            if line.strip() == "/reset":
+                history = list(start)
+                print("(history cleared)", file=sys.stderr)
+            elif line.strip():
+                history.append({"role": "user", "content": line})
+                sys.stdout.write("bot> ")
+                answer = self.say(history, max_new_tokens=max_new_tokens, temperature=temperature)
+                history.append({"role": "assistant", "content": answer.strip()})
+
+    @staticmethod
+    def describe(x: str | dict, res: dict) -> str:
+        """One `predict` answer for a person: the label and top scores, or the entities, beside the input."""
+        shown = x if isinstance(x, str) else x.get("text") or " ".join(x.get("tokens", []))
+        if "entities" in res:
+            ents = ", ".join(f"{e['text']} [{e['type']} {e['score']:.2f}]" for e in res["entities"]) or "(no entities)"
+            return f"{shown}\n  -> {ents}"
+        if "scores" in res:
+            label = res.get("label", res.get("labels"))
+            top = sorted(res["scores"].items(), key=lambda kv: -kv[1])[:3]
+            return f"{label}\t" + " ".join(f"{k}={v:.3f}" for k, v in top) + f"\t{shown}"
+        return json.dumps(res, ensure_ascii=False)
 
     def __repr__(self):
         return f"Run({str(self.path)!r}, task={self.config.task}, method={self.config.method})"
+
+
+def _strip_private(res):
+    if isinstance(res, dict):
+        return {k: _strip_private(v) for k, v in res.items() if not k.startswith("_")}
+    return res

@@ -1,4 +1,5 @@
 """Split, bucket by length and pad: the last steps before tensors reach the model."""
+
 from __future__ import annotations
 
 import random
@@ -16,8 +17,7 @@ def holdout_split(items: list, fraction: float, max_rows: int, seed: int) -> tup
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
     val_idx = set(order[:n_val])
-    return ([x for i, x in enumerate(items) if i not in val_idx],
-            [x for i, x in enumerate(items) if i in val_idx])
+    return ([x for i, x in enumerate(items) if i not in val_idx], [x for i, x in enumerate(items) if i in val_idx])
 
 
 class LengthBucketSampler(torch.utils.data.Sampler):
@@ -42,12 +42,12 @@ class LengthBucketSampler(torch.utils.data.Sampler):
         span = self.batch_size * self.window
         batches = []
         for w in range(0, len(idx), span):
-            chunk = sorted(idx[w:w + span], key=lambda i: self.lengths[i])
-            batches += [chunk[b:b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
+            chunk = sorted(idx[w : w + span], key=lambda i: self.lengths[i])
+            batches += [chunk[b : b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
         self.epoch += 1
-        batches, self.skip = batches[self.skip:], 0
+        batches, self.skip = batches[self.skip :], 0
         return iter(batches)
 
     def __len__(self):
@@ -64,16 +64,18 @@ def pad(rows: list[list[int]], value: int) -> torch.Tensor:
     """Right-pad lists of ids into one (rows, longest) tensor."""
     out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
     for i, r in enumerate(rows):
-        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
     return out
 
 
 def collate(items, pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad; padding is marked by the attention mask and IGNORE labels, never by token id
     (SmolLM2's pad token is its end-of-turn token, which must stay a label)."""
-    return {"input_ids": pad([x.input_ids for x in items], pad_id),
-            "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
-            "labels": pad([x.labels for x in items], IGNORE)}
+    return {
+        "input_ids": pad([x.input_ids for x in items], pad_id),
+        "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
+        "labels": pad([x.labels for x in items], IGNORE),
+    }
 
 
 def collate_packed(items) -> dict[str, torch.Tensor]:
@@ -89,9 +91,15 @@ def collate_packed(items) -> dict[str, torch.Tensor]:
         bounds.append(bounds[-1] + n)
     longest = max(b - a for a, b in zip(bounds[:-1], bounds[1:]))
     cu = torch.tensor(bounds, dtype=torch.int32)
-    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-            "position_ids": torch.tensor([pos]), "cu_seq_lens_q": cu, "cu_seq_lens_k": cu,
-            "max_length_q": longest, "max_length_k": longest}
+    return {
+        "input_ids": torch.tensor([ids]),
+        "labels": torch.tensor([labels]),
+        "position_ids": torch.tensor([pos]),
+        "cu_seq_lens_q": cu,
+        "cu_seq_lens_k": cu,
+        "max_length_q": longest,
+        "max_length_k": longest,
+    }
 
 
 def real_tokens(batch: dict) -> int:

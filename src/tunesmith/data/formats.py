@@ -1,4 +1,5 @@
 """Detect which of the known row layouts a file uses, and normalise every row to one Example."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,8 +8,15 @@ from pathlib import Path
 from ..errors import DataError
 
 ROLES = ("system", "user", "assistant")
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user",
-                  "gpt": "assistant", "assistant": "assistant", "bot": "assistant", "model": "assistant"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+}
 
 # (format name, fields that identify it, what the user sees)
 FORMATS = [
@@ -33,9 +41,13 @@ def detect_format(path: Path, rows: list[tuple[int, dict]]) -> str:
     for name, needed, _ in FORMATS:
         if all(k in keys for k in needed):
             return name
-    raise DataError(path, rows[0][0], f"unknown row layout, fields {sorted(keys)}; expected one of: "
-                    "messages | conversations | prompt+completion | instruction+output | text "
-                    "(map other names with --column yours=expected)")
+    raise DataError(
+        path,
+        rows[0][0],
+        f"unknown row layout, fields {sorted(keys)}; expected one of: "
+        "messages | conversations | prompt+completion | instruction+output | text "
+        "(map other names with --column yours=expected)",
+    )
 
 
 def describe(fmt: str) -> str:
@@ -63,8 +75,9 @@ def _messages(path, line, turns, key, role_key, content_key, role_map) -> list[d
             raise DataError(path, line, f"{where} must be an object")
         role = turn.get(role_key)
         if not isinstance(role, str) or role not in role_map:  # a list or object is no role (and unhashable)
-            raise DataError(path, line, f"{where}.{role_key}: unknown role {role!r} "
-                            f"(expected one of {', '.join(sorted(role_map))})")
+            raise DataError(
+                path, line, f"{where}.{role_key}: unknown role {role!r} (expected one of {', '.join(sorted(role_map))})"
+            )
         content = turn.get(content_key)
         if not isinstance(content, str):
             raise DataError(path, line, f"{where}.{content_key} must be a string")
@@ -96,14 +109,14 @@ def _must_contain(path, line, row) -> list[str]:
 def normalise(path: Path, line: int, row: dict, fmt: str) -> Example:
     must = _must_contain(path, line, row)
     if fmt == "messages":
-        msgs = _messages(path, line, row.get("messages"), "messages", "role", "content",
-                         {r: r for r in ROLES})
+        msgs = _messages(path, line, row.get("messages"), "messages", "role", "content", {r: r for r in ROLES})
     elif fmt == "sharegpt":
-        msgs = _messages(path, line, row.get("conversations"), "conversations", "from", "value",
-                         SHAREGPT_ROLES)
+        msgs = _messages(path, line, row.get("conversations"), "conversations", "from", "value", SHAREGPT_ROLES)
     elif fmt == "prompt_completion":
-        msgs = [{"role": "user", "content": _string(path, line, row, "prompt"), "weight": 0},
-                {"role": "assistant", "content": _string(path, line, row, "completion"), "weight": 1}]
+        msgs = [
+            {"role": "user", "content": _string(path, line, row, "prompt"), "weight": 0},
+            {"role": "assistant", "content": _string(path, line, row, "completion"), "weight": 1},
+        ]
     elif fmt == "alpaca":
         answer_key = "output" if "output" in row else "response"
         prompt = _string(path, line, row, "instruction")
@@ -112,8 +125,10 @@ def normalise(path: Path, line: int, row: dict, fmt: str) -> Example:
             raise DataError(path, line, "field 'input' must be a string")
         if extra.strip():
             prompt = f"{prompt}\n\n{extra}"
-        msgs = [{"role": "user", "content": prompt, "weight": 0},
-                {"role": "assistant", "content": _string(path, line, row, answer_key), "weight": 1}]
+        msgs = [
+            {"role": "user", "content": prompt, "weight": 0},
+            {"role": "assistant", "content": _string(path, line, row, answer_key), "weight": 1},
+        ]
     else:
         return Example(line=line, text=_string(path, line, row, "text"), must_contain=must)
     return Example(line=line, messages=msgs, must_contain=must)
@@ -126,8 +141,9 @@ def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
     return [{"role": "system", "content": system_prompt, "weight": 0}, *messages]
 
 
-def read_examples(path: str | Path, columns: dict[str, str] | None = None,
-                  system_prompt: str | None = None) -> tuple[str, list[Example]]:
+def read_examples(
+    path: str | Path, columns: dict[str, str] | None = None, system_prompt: str | None = None
+) -> tuple[str, list[Example]]:
     """Load, detect and validate a whole file; the first bad row raises `file:line: problem`."""
     from .load import load_rows
 

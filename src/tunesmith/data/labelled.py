@@ -1,4 +1,5 @@
 """Labelled rows for the encoder tasks: texts with class labels, and sentences with one tag per word."""
+
 from __future__ import annotations
 
 import re
@@ -47,25 +48,30 @@ def _label_value(path, line, key, value):
     return value.strip() if isinstance(value, str) else value
 
 
-def read_labelled(path, columns: dict | None, label_column: str, pair_column: str | None,
-                  multi_label: bool, labelled: bool = True) -> list[LabelledText]:
+def read_labelled(
+    path, columns: dict | None, label_column: str, pair_column: str | None, multi_label: bool, labelled: bool = True
+) -> list[LabelledText]:
     """Rows with `text` (after --column mapping), an optional pair text, and the label column.
 
     Multi-label rows give a list (JSONL/Parquet) or a comma-separated string (CSV).
     With labelled=False (prediction) the label column is not needed.
     """
-    return [labelled_row(path, line, row, label_column, pair_column, multi_label, labelled)
-            for line, row in load_rows(path, columns)]
+    return [
+        labelled_row(path, line, row, label_column, pair_column, multi_label, labelled)
+        for line, row in load_rows(path, columns)
+    ]
 
 
-def labelled_row(path, line, row: dict, label_column: str, pair_column: str | None, multi_label: bool,
-                 labelled: bool = True) -> LabelledText:
+def labelled_row(
+    path, line, row: dict, label_column: str, pair_column: str | None, multi_label: bool, labelled: bool = True
+) -> LabelledText:
     """One row of read_labelled; `tunesmith check` calls it row by row to collect every bad one."""
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         what = "missing" if text is None else ("empty" if isinstance(text, str) else "not a string")
-        raise DataError(path, line, f"field 'text' is {what} (fields here: {sorted(row)}; "
-                        "map yours with --column yours=text)")
+        raise DataError(
+            path, line, f"field 'text' is {what} (fields here: {sorted(row)}; map yours with --column yours=text)"
+        )
     pair = None
     if pair_column:
         pair = row.get(pair_column)
@@ -74,8 +80,7 @@ def labelled_row(path, line, row: dict, label_column: str, pair_column: str | No
     labels = []
     if labelled:
         if row.get(label_column) is None:
-            raise DataError(path, line, f"missing field '{label_column}' (choose the column with "
-                            "--label-column)")
+            raise DataError(path, line, f"missing field '{label_column}' (choose the column with --label-column)")
         value = row[label_column]
         if multi_label:
             if isinstance(value, str):
@@ -85,8 +90,9 @@ def labelled_row(path, line, row: dict, label_column: str, pair_column: str | No
             labels = sorted({_label_value(path, line, label_column, v) for v in value}, key=str)
         else:
             if isinstance(value, list):
-                raise DataError(path, line, f"field '{label_column}' is a list; pass --multi-label for "
-                                "several labels per row")
+                raise DataError(
+                    path, line, f"field '{label_column}' is a list; pass --multi-label for several labels per row"
+                )
             labels = [_label_value(path, line, label_column, value)]
     return LabelledText(line, text, pair, labels)
 
@@ -96,8 +102,11 @@ def check_known(path, rows: list[LabelledText], names: list) -> None:
     for r in rows:
         for lab in r.labels:
             if lab not in known:
-                raise DataError(path, r.line, f"label {lab!r} does not occur in the training data "
-                                f"(known: {', '.join(map(str, names[:20]))})")
+                raise DataError(
+                    path,
+                    r.line,
+                    f"label {lab!r} does not occur in the training data (known: {', '.join(map(str, names[:20]))})",
+                )
 
 
 def _conll(path: Path, problems: list | None = None) -> list[TaggedSentence]:
@@ -122,8 +131,12 @@ def _conll(path: Path, problems: list | None = None) -> list[TaggedSentence]:
         else:
             width = width or (len(cols), i)
             if len(cols) != width[0]:
-                err = DataError(path, i, f"{len(cols)} columns, but line {width[1]} has {width[0]} "
-                                "(a token with a space in it, or a missing column?)")
+                err = DataError(
+                    path,
+                    i,
+                    f"{len(cols)} columns, but line {width[1]} has {width[0]} "
+                    "(a token with a space in it, or a missing column?)",
+                )
         if err is not None:
             if problems is None:
                 raise err
@@ -144,8 +157,7 @@ def tagged_row(path, line, row: dict) -> TaggedSentence | None:
     if not isinstance(tags, list):
         raise DataError(path, line, "field 'ner_tags' (or 'tags') must be a list of tag names")
     if not all(isinstance(t, str) for t in tags):
-        raise DataError(path, line, "field 'ner_tags' must hold tag names as strings (e.g. \"B-person\"), "
-                        "not ids")
+        raise DataError(path, line, "field 'ner_tags' must hold tag names as strings (e.g. \"B-person\"), not ids")
     if len(words) != len(tags):
         raise DataError(path, line, f"{len(words)} tokens but {len(tags)} tags")
     return TaggedSentence(line, words, tags) if words else None

@@ -1,4 +1,5 @@
 """Read a data file into (line number, row dict) pairs, whatever its file format."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,16 @@ from pathlib import Path
 
 from ..errors import DataError
 
-KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
-         ".parquet": "parquet", ".txt": "txt", ".text": "txt", ".md": "txt"}
+KINDS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "txt",
+}
 
 # One row (a JSONL line, a JSON array element, a CSV record) may hold at most this many
 # characters: far more than any max_seq_len can use, and small enough to fail fast instead of tokenizing
@@ -20,8 +29,9 @@ MAX_ROW_CHARS = 10_000_000
 def file_kind(path: Path) -> str:
     kind = KINDS.get(path.suffix.lower())
     if kind is None:
-        raise DataError(path, None, f"unsupported file type '{path.suffix}' (use one of "
-                        f"{', '.join(sorted(set(KINDS)))})")
+        raise DataError(
+            path, None, f"unsupported file type '{path.suffix}' (use one of {', '.join(sorted(set(KINDS)))})"
+        )
     return kind
 
 
@@ -36,8 +46,12 @@ def _read_text(path: Path) -> str:
 
 def _too_long(path: Path, line, size: int):
     if size > MAX_ROW_CHARS:
-        raise DataError(path, line, f"row is {size:,} characters long, over the limit of {MAX_ROW_CHARS:,} "
-                        "for one row; split it into several rows")
+        raise DataError(
+            path,
+            line,
+            f"row is {size:,} characters long, over the limit of {MAX_ROW_CHARS:,} "
+            "for one row; split it into several rows",
+        )
 
 
 def _json_problem(e: Exception) -> str:
@@ -55,8 +69,11 @@ def _jsonl(path: Path, text: str):
             continue
         _too_long(path, i, len(line))
         if line.startswith("\ufeff"):
-            raise DataError(path, i, "a byte-order mark (U+FEFF) in the middle of the file; were files joined "
-                            "with their BOMs? Remove it")
+            raise DataError(
+                path,
+                i,
+                "a byte-order mark (U+FEFF) in the middle of the file; were files joined with their BOMs? Remove it",
+            )
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
@@ -80,7 +97,7 @@ def _json(path: Path, text: str):
     def line_at(p: int) -> int:
         return text.count("\n", 0, p) + 1
 
-    if not text[pos:pos + 1] == "[":
+    if not text[pos : pos + 1] == "[":
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
@@ -94,7 +111,7 @@ def _json(path: Path, text: str):
         yield from ((f"row {i}", r) for i, r in enumerate(rows, start=1))
         return
     pos = _skip_space(text, pos + 1)
-    if text[pos:pos + 1] == "]":
+    if text[pos : pos + 1] == "]":
         pos += 1
     else:
         while True:
@@ -110,7 +127,7 @@ def _json(path: Path, text: str):
             _too_long(path, line, end - pos)
             yield line, row
             pos = _skip_space(text, end)
-            if text[pos:pos + 1] == "]":
+            if text[pos : pos + 1] == "]":
                 pos += 1
                 break
             if pos >= len(text):
@@ -118,7 +135,7 @@ def _json(path: Path, text: str):
             if text[pos] != ",":
                 raise DataError(path, line_at(pos), "invalid JSON (expected ',' or ']' after a row)")
             comma, pos = pos, _skip_space(text, pos + 1)
-            if text[pos:pos + 1] == "]":
+            if text[pos : pos + 1] == "]":
                 raise DataError(path, line_at(comma), "invalid JSON (trailing comma before ']')")
     pos = _skip_space(text, pos)
     if pos < len(text):
@@ -170,8 +187,7 @@ def _parquet(path: Path):
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several unrelated types for a bad file
         raise DataError(path, None, f"cannot read Parquet ({' '.join(str(e).split())})") from None
-    for i, row in enumerate(table.to_pylist(), start=1):
-        yield i, row
+    yield from enumerate(table.to_pylist(), start=1)
 
 
 def _txt(path: Path, text: str):

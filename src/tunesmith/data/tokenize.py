@@ -4,6 +4,7 @@ The assistant spans are found by rendering each conversation prefix: the text of
 rendering turns [0..i] adds to rendering turns [0..i) plus the generation prompt. That works for any
 template, including SmolLM2's, which has no `{% generation %}` markers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,9 +14,11 @@ from ..errors import DataError
 IGNORE = -100
 
 # Used only when a tokenizer ships no template (base models); said out loud when it happens.
-CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-          " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-          "{% endif %}")
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% endif %}"
+)
 
 
 @dataclass
@@ -31,8 +34,7 @@ def _plain(messages):
 
 
 def render(tokenizer, messages, add_generation_prompt=False) -> str:
-    return tokenizer.apply_chat_template(_plain(messages), tokenize=False,
-                                         add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(_plain(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def assistant_spans(tokenizer, messages) -> tuple[str, list[tuple[int, int, bool]]]:
@@ -49,8 +51,9 @@ def assistant_spans(tokenizer, messages) -> tuple[str, list[tuple[int, int, bool
         before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
         upto = full if i == len(messages) - 1 else render(tokenizer, messages[: i + 1])  # one render fewer
         if not full.startswith(upto) or not upto.startswith(before):
-            raise ValueError("the chat template does not render conversations prefix by prefix; "
-                             "cannot locate assistant turns")
+            raise ValueError(
+                "the chat template does not render conversations prefix by prefix; cannot locate assistant turns"
+            )
         end = len(upto.rstrip())
         spans.append((len(before), end, bool(m.get("weight", 1))))
     return full, spans
@@ -87,8 +90,7 @@ def label_spans(tokenizer, ids, offsets, spans, *, train_on="assistant") -> tupl
     return list(ids), labels
 
 
-def encode_examples(tokenizer, examples, *, max_seq_len, overlong="truncate", train_on="assistant",
-                    path="data"):
+def encode_examples(tokenizer, examples, *, max_seq_len, overlong="truncate", train_on="assistant", path="data"):
     """Encode chat examples; returns (encoded, n_truncated, n_dropped)."""
     out, n_trunc, n_drop = [], 0, 0
     for ex in examples:
@@ -124,5 +126,7 @@ def pack_text(tokenizer, texts, *, block_size, separator_eos=True) -> list[Encod
     n = len(stream) // block_size
     if n == 0 and stream:
         return [Encoded(stream, list(stream), 1)]
-    return [Encoded(stream[i * block_size:(i + 1) * block_size],
-                    stream[i * block_size:(i + 1) * block_size], 1 + i) for i in range(n)]
+    return [
+        Encoded(stream[i * block_size : (i + 1) * block_size], stream[i * block_size : (i + 1) * block_size], 1 + i)
+        for i in range(n)
+    ]

@@ -2,6 +2,7 @@
 
 Cheap on purpose (no tokenizer, no torch), so `train` can call `invalid_rows` to fail early.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,7 +13,6 @@ from pathlib import Path
 from ..errors import DataError
 from . import formats, labelled, load
 
-TEXT_TASKS = ("clm", "mlm")
 # Problems that mean "nothing here to learn": the rows `check --fix` drops (others need a human).
 _EMPTY = re.compile(r"is empty|empty assistant turn|must be a non-empty list")
 
@@ -26,6 +26,7 @@ class Record:
     item: object = None  # Example / LabelledText / TaggedSentence once the row is valid
     problem: str | None = None
     field: str | None = None
+    content: tuple[str, str] = ("", "")  # (input, output) texts, as the task reads them: for dedup and leakage
 
     @property
     def empty(self) -> bool:
@@ -67,8 +68,7 @@ def field_of(message: str) -> str | None:
 
 
 def entry(file, line, problem, fld=None) -> dict:
-    return {"file": str(file), "line": line, "field": fld if fld is not None else field_of(problem),
-            "problem": problem}
+    return {"file": str(file), "line": line, "field": fld if fld is not None else field_of(problem), "problem": problem}
 
 
 def _fail(rec: Record, err: DataError):
@@ -101,12 +101,12 @@ def _read(p: Parsed, columns: dict | None):
     lines = io.StringIO(text).readlines()  # the lines the CSV reader sees
     starts = [line for line, _ in rows] + [len(lines) + 1]
     if p.kind == "csv":
-        p.head = "".join(lines[:starts[0] - 1])
+        p.head = "".join(lines[: starts[0] - 1])
     for (line, row), nxt in zip(rows, starts[1:]):
         if p.kind == "jsonl":
             raw = lines[line - 1].rstrip("\n")
         elif p.kind == "csv":
-            raw = "".join(lines[line - 1:nxt - 1])  # the record's own lines, quoting and all
+            raw = "".join(lines[line - 1 : nxt - 1])  # the record's own lines, quoting and all
         else:
             raw = row  # JSON: written back as an object; Parquet/TXT: --fix refuses them
         p.records.append(Record(str(p.path), line, _map(row, columns), raw))
@@ -120,7 +120,7 @@ def _jsonl_lines(p: Parsed, columns):
         p.records.append(rec)
         bad = next((j for j, ch in enumerate(raw) if "\udc80" <= ch <= "\udcff"), None)
         if bad is not None:
-            rec.problem = f"text is not valid UTF-8 (byte {ord(raw[bad]) - 0xdc00:#04x})"
+            rec.problem = f"text is not valid UTF-8 (byte {ord(raw[bad]) - 0xDC00:#04x})"
             continue
         try:
             row = next(load._jsonl(p.path, raw))[1]  # the loader's own checks, on this one line
@@ -141,7 +141,7 @@ def _csv_records(p: Parsed, columns):
     lines = io.StringIO(text).readlines()
     reader = csv.reader(io.StringIO(text), strict=True)
     header = next(reader, None)  # a csv.Error here or below ends the pass; the loader's message is reported
-    p.head = "".join(lines[:reader.line_num])
+    p.head = "".join(lines[: reader.line_num])
     while header:
         start = reader.line_num + 1
         values = next(reader, None)
@@ -149,7 +149,7 @@ def _csv_records(p: Parsed, columns):
             return
         if not values:
             continue
-        raw = "".join(lines[start - 1:reader.line_num])
+        raw = "".join(lines[start - 1 : reader.line_num])
         rec = Record(str(p.path), start, raw=raw)
         p.records.append(rec)
         if any("\udc80" <= ch <= "\udcff" for ch in raw):
@@ -169,44 +169,40 @@ def _conll(p: Parsed):
     p.records.sort(key=lambda r: r.line)
 
 
-def _validate(p: Parsed, task: str, cfg):
+def _validate(p: Parsed, task, cfg):
     readable = [r for r in p.records if r.row is not None and r.item is None and r.problem is None]
-    p.fmt = {"classify": "labelled", "tokens": "tagged"}.get(task)
-    if task in ("sft", *TEXT_TASKS) and readable:
+    p.fmt = task.ROW_FORMAT
+    if p.fmt is None and readable:
         p.fmt = formats.detect_format(p.path, [(readable[0].line, readable[0].row)])
-        if task in TEXT_TASKS and p.fmt != "text":
-            raise DataError(p.path, None, f"task {task} needs raw text (a .txt file or rows with 'text'), "
-                            f"found {formats.describe(p.fmt)}")
+        if task.TEXT_ONLY and p.fmt != "text":
+            raise DataError(
+                p.path,
+                None,
+                f"task {task.NAME} needs raw text (a .txt file or rows with 'text'), found {formats.describe(p.fmt)}",
+            )
     for r in readable:
         try:
-            if task == "classify":
-                r.item = labelled.labelled_row(p.path, r.line, r.row, cfg.label_column, cfg.text_pair_column,
-                                               cfg.multi_label)
-            elif task == "tokens":
-                r.item = labelled.tagged_row(p.path, r.line, r.row)
-            else:
-                r.item = formats.normalise(p.path, r.line, r.row, p.fmt)
+            r.item = task.read_row(p.path, r.line, r.row, cfg, p.fmt)
         except DataError as e:
             _fail(r, e)
         except Exception as e:  # a shape no loader check foresaw: still one row's problem, not a crash
             r.problem = f"cannot read this row ({type(e).__name__}: {e})"
-    if task == "tokens":
-        p.records = [r for r in p.records if r.problem or r.item is not None]  # empty sentences are skipped
-        for r in p.valid:
-            try:
-                labelled.check_bio(p.path, r.item, p.kind == "conll")
-            except DataError as e:
-                r.line, r.item = e.line, None  # CoNLL: the tag's own line
-                _fail(r, e)
+    p.records = [r for r in p.records if r.problem or r.item is not None]  # tokens: empty sentences skipped
+    for r in p.valid:
+        try:
+            task.check_item(p.path, r.item, p.kind == "conll")
+        except DataError as e:
+            r.line, r.item = e.line, None  # CoNLL: the tag's own line
+            _fail(r, e)
+            continue
+        r.content = task.row_content(r.item)
 
 
-def parse(path, task: str = "sft", cfg=None) -> Parsed:
-    """Read and validate one file; a file-level problem lands in `.error`, row problems on the records."""
-    from ..config import RunConfig
-
-    cfg = cfg or RunConfig(data=str(path), task=task)
+def parse(path, task, cfg) -> Parsed:
+    """Read and validate one file for `task` (a tasks.Task) as `cfg` says; a file-level problem lands in
+    `.error`, row problems on the records."""
     path = Path(path)
-    conll = task == "tokens" and path.suffix.lower() in labelled.CONLL_SUFFIXES
+    conll = task.CONLL and path.suffix.lower() in labelled.CONLL_SUFFIXES
     p = Parsed(path, "conll" if conll else "")
     try:
         if not path.is_file():
@@ -222,14 +218,16 @@ def parse(path, task: str = "sft", cfg=None) -> Parsed:
     return p
 
 
-def invalid_rows(path, task: str = "sft", cfg=None) -> list[dict]:
+def invalid_rows(path, task, cfg) -> list[dict]:
     """Every problem in one file as {file, line, field, problem}; [] when training would accept it."""
     return parse(path, task, cfg).invalid()
 
 
 def summary(problems: list[dict], limit: int = 5) -> str:
     """One message for an error: the count, then the first few as `file:line: problem`."""
-    shown = [f"{p['file']}:{p['line']}: {p['problem']}" if p["line"] else f"{p['file']}: {p['problem']}"
-             for p in problems[:limit]]
+    shown = [
+        f"{p['file']}:{p['line']}: {p['problem']}" if p["line"] else f"{p['file']}: {p['problem']}"
+        for p in problems[:limit]
+    ]
     more = f"; ... and {len(problems) - limit} more (tunesmith check lists them all)" if len(problems) > limit else ""
     return f"{len(problems)} invalid row{'s' * (len(problems) != 1)}: " + "; ".join(shown) + more

@@ -1,4 +1,5 @@
 """Metrics for labels and tags: scikit-learn for classes, seqeval (conlleval rules) for entities."""
+
 from __future__ import annotations
 
 import random
@@ -19,13 +20,16 @@ def class_metrics(y_true, y_pred, names: list, multi_label: bool = False) -> dic
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0, **kw)),
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0, **kw)),
-        "per_class": {str(n): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                               "support": int(s[i])} for i, n in enumerate(names)},
+        "per_class": {
+            str(n): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, n in enumerate(names)
+        },
     }
 
 
-def class_baselines(y_true, names: list, train_counts: list[int], train_rows: int, multi_label: bool = False,
-                    repeats: int = 20) -> dict:
+def class_baselines(
+    y_true, names: list, train_counts: list[int], train_rows: int, multi_label: bool = False, repeats: int = 20
+) -> dict:
     """What an untrained head amounts to: uniform guessing (mean of `repeats` draws) and the majority class."""
     n, k = len(y_true), len(names)
     rng = random.Random(0)
@@ -86,9 +90,16 @@ def entity_metrics(true_tags: list[list[str]], pred_tags: list[list[str]]) -> di
     from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 
     report = classification_report(true_tags, pred_tags, output_dict=True, zero_division=0)
-    per_type = {k: {"precision": float(v["precision"]), "recall": float(v["recall"]), "f1": float(v["f1-score"]),
-                    "support": int(v["support"])}
-                for k, v in report.items() if not k.endswith(" avg")}
+    per_type = {
+        k: {
+            "precision": float(v["precision"]),
+            "recall": float(v["recall"]),
+            "f1": float(v["f1-score"]),
+            "support": int(v["support"]),
+        }
+        for k, v in report.items()
+        if not k.endswith(" avg")
+    }
     flat_t = [t for s in true_tags for t in s]
     flat_p = [t for s in pred_tags for t in s]
     return {
@@ -102,8 +113,7 @@ def entity_metrics(true_tags: list[list[str]], pred_tags: list[list[str]]) -> di
 
 def tag_baselines(true_tags: list[list[str]], tag_names: list[str], repeats: int = 5) -> dict:
     rng = random.Random(0)
-    draws = [entity_metrics(true_tags, [[rng.choice(tag_names) for _ in s] for s in true_tags])
-             for _ in range(repeats)]
+    draws = [entity_metrics(true_tags, [[rng.choice(tag_names) for _ in s] for s in true_tags]) for _ in range(repeats)]
     return {"chance": _mean_metrics(draws), "majority": entity_metrics(true_tags, [["O"] * len(s) for s in true_tags])}
 
 

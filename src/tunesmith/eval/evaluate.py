@@ -2,6 +2,7 @@
 
 The base model is scored the same way, so every report shows whether fine-tuning helped.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,7 +12,6 @@ import sys
 import torch
 
 from ..data.batch import ordered_loader
-from ..tasks import get_task
 from .generate import generate_batch
 from .metrics import score_generations
 
@@ -32,12 +32,16 @@ def evaluate_loss(loss_mod, loader, reduce=None) -> dict:
         tot = reduce(tot)
     loss_mod.train(was_training)
     mean = (tot[0] / tot[1].clamp(min=1)).item()
-    return {"eval_loss": mean, "eval_perplexity": math.exp(min(mean, 50)),
-            "eval_token_accuracy": (tot[2] / tot[1].clamp(min=1)).item()}
+    return {
+        "eval_loss": mean,
+        "eval_perplexity": math.exp(min(mean, 50)),
+        "eval_token_accuracy": (tot[2] / tot[1].clamp(min=1)).item(),
+    }
 
 
-def _score(model, task, meta, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size,
-           label, log) -> dict:
+def _score(
+    model, task, meta, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size, label, log
+) -> dict:
     res = {}
     if encoded:
         loader = ordered_loader(encoded, batch_size, functools.partial(task.collate_batch, tokenizer=tokenizer))
@@ -47,8 +51,9 @@ def _score(model, task, meta, tokenizer, encoded, prompts, refs, musts, max_new_
         log(f"{label}: generating {len(prompts)} answers...")
         preds = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=gen_batch_size)
         res.update(score_generations(preds, refs, musts))
-        res["samples"] = [{"prompt": p[-1]["content"], "reference": r, "answer": a}
-                          for p, r, a in list(zip(prompts, refs, preds))[:5]]
+        res["samples"] = [
+            {"prompt": p[-1]["content"], "reference": r, "answer": a} for p, r, a in list(zip(prompts, refs, preds))[:5]
+        ]
         res["_answers"] = preds
     return res
 
@@ -65,14 +70,27 @@ def answer_scores(model, tokenizer, examples, batch_size: int = 64) -> dict:
     if not examples:
         return {}
     refs = [e.messages[-1]["content"] for e in examples]
-    preds = generate_batch(model, tokenizer, [e.messages[:-1] for e in examples],
-                           max_new_tokens=answer_budget(tokenizer, refs, 256), batch_size=batch_size)
+    preds = generate_batch(
+        model,
+        tokenizer,
+        [e.messages[:-1] for e in examples],
+        max_new_tokens=answer_budget(tokenizer, refs, 256),
+        batch_size=batch_size,
+    )
     scores = score_generations(preds, refs, [e.must_contain for e in examples])
     return {k: scores[k] for k in ("contains", "token_f1") if scores.get(k) is not None}
 
 
-def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16, gen_batch_size: int = 64,
-                 max_new_tokens: int | None = None, log=None) -> dict:
+def evaluate_run(
+    run,
+    data_path: str,
+    *,
+    base: bool = True,
+    batch_size: int = 16,
+    gen_batch_size: int = 64,
+    max_new_tokens: int | None = None,
+    log=None,
+) -> dict:
     """{"tuned": metrics, "base": metrics or None} on a held-out file.
 
     Generation uses large batches because they pay on CPU: 104 short answers took 43 s at batch 64
@@ -81,7 +99,7 @@ def evaluate_run(run, data_path: str, *, base: bool = True, batch_size: int = 16
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     cfg = run.config
     tokenizer = run.tokenizer
-    task = get_task(cfg.task)
+    task = run.task
     n_rows, encoded, chats = task.eval_items(cfg, tokenizer, data_path)
     prompts = [e.messages[:-1] for e in chats]
     refs = [e.messages[-1]["content"] for e in chats]

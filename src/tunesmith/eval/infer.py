@@ -1,4 +1,5 @@
 """Forward passes over many encoded items, batched by length, results returned in the input order."""
+
 from __future__ import annotations
 
 import torch
@@ -12,10 +13,10 @@ def per_item(model, items, collate_fn, fn, batch_size: int = 64) -> list:
     out = [None] * len(items)
     device = next(model.parameters()).device
     for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
+        idx = order[s : s + batch_size]
         batch = collate_fn([items[i] for i in idx])
         batch.pop("labels", None)
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
         for row, i in enumerate(idx):
-            out[i] = fn(logits[row] if logits.dim() == 2 else logits[row, :len(items[i].input_ids)])
+            out[i] = fn(logits[row] if logits.dim() == 2 else logits[row, : len(items[i].input_ids)])
     return out

@@ -8,6 +8,7 @@ must match whole tokens ("$9" is not in "$95" or "$9.50", "9" is not in "1990"),
 is not in "a 47-day trip"), units are not converted ("€12" is not "12 euros"), a number's sign counts ("-5°C" is
 not "5°C", "+44" is not "44") and "C++"/"C#" are not "C". `normalise_fact` lists the rules.
 """
+
 from __future__ import annotations
 
 import re
@@ -61,28 +62,45 @@ def rouge_l(pred: str, ref: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-_DASHES_QUOTES = str.maketrans({**{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"},
-                                 **{c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u00b4\u0060"},
-                                 **{c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"}})
-_AMPM = re.compile(r"(\d)\s*([ap])\.?\s?m\b\.?")               # 7am, 7 a.m., 7 A. M. -> "7 am"
+_DASHES_QUOTES = str.maketrans(
+    {
+        **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"},
+        **{c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u00b4\u0060"},
+        **{c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"},
+    }
+)
+_AMPM = re.compile(r"(\d)\s*([ap])\.?\s?m\b\.?")  # 7am, 7 a.m., 7 A. M. -> "7 am"
 _DOT_TIME = re.compile(r"(?<![\d.:])(\d{1,2})\.(\d{2}) ([ap]m)\b")  # 7.15 am -> 7:15 am
 _THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?!\d|,\d)")  # 12,500,000 -> 12500000; 3,4 and 1,2345 stay
 # Punctuation becomes a space, except . , : between two digits (9.50, 3,4, 7:15); % $ € £ become tokens of their own.
 # Group 1 is kept as it is: a sign that starts a number ("-5", "+44": at the start or after whitespace or "(", right
 # before a digit) and a run of + or # that ends a word after a letter ("c++", "c#", but "a+b" -> "a b").
-_PUNCT_FACT = re.compile(r"((?<![^\s(])[-+](?=\d)|(?<=[^\W\d_])[+#]+(?![+#\w]))"
-                         r"|(?<!\d)[.,:]|[.,:](?!\d)|[^\w\s.,:%$\u20ac\u00a3]|_")
+_PUNCT_FACT = re.compile(
+    r"((?<![^\s(])[-+](?=\d)|(?<=[^\W\d_])[+#]+(?![+#\w]))"
+    r"|(?<!\d)[.,:]|[.,:](?!\d)|[^\w\s.,:%$\u20ac\u00a3]|_"
+)
 _SYMBOLS = re.compile("([%$\u20ac\u00a3])")
 
-_UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
+_UNITS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen".split()
+    )
+}
 _TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
-_ORD_UNITS = {w: i for i, w in enumerate(
-    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
-    "fifteenth sixteenth seventeenth eighteenth nineteenth".split(), 1)}
-_ORD_TENS = {w: 10 * i for i, w in enumerate(
-    "twentieth thirtieth fortieth fiftieth sixtieth seventieth eightieth ninetieth".split(), 2)}
+_ORD_UNITS = {
+    w: i
+    for i, w in enumerate(
+        "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+        "fifteenth sixteenth seventeenth eighteenth nineteenth".split(),
+        1,
+    )
+}
+_ORD_TENS = {
+    w: 10 * i
+    for i, w in enumerate("twentieth thirtieth fortieth fiftieth sixtieth seventieth eightieth ninetieth".split(), 2)
+}
 _ONE_AS_PRONOUN_AFTER = {"no", "the", "any", "every", "each", "some", "this", "that", "which", "such"}
 _SECOND_AS_TIME_AFTER = {"a", "per", "split"}
 
@@ -201,7 +219,8 @@ def normalise_fact(text: str) -> str:
             i += 1 if w == "percent" else 2
             continue
         if (w == "one" and prev in _ONE_AS_PRONOUN_AFTER and nxt not in ("hundred", "thousand")) or (
-                w == "second" and prev is not None and (prev in _SECOND_AS_TIME_AFTER or _is_number(prev))):
+            w == "second" and prev is not None and (prev in _SECOND_AS_TIME_AFTER or _is_number(prev))
+        ):
             out.append(w)
             i += 1
             continue
@@ -224,9 +243,11 @@ def contains(pred: str, needles: list[str]) -> float:
 
 def score_generations(preds: list[str], refs: list[str], musts: list[list[str]]) -> dict:
     n = max(len(preds), 1)
-    out = {"exact_match": sum(map(exact_match, preds, refs)) / n,
-           "token_f1": sum(map(token_f1, preds, refs)) / n,
-           "rouge_l": sum(map(rouge_l, preds, refs)) / n}
+    out = {
+        "exact_match": sum(map(exact_match, preds, refs)) / n,
+        "token_f1": sum(map(token_f1, preds, refs)) / n,
+        "rouge_l": sum(map(rouge_l, preds, refs)) / n,
+    }
     with_must = [(p, m) for p, m in zip(preds, musts) if m]
     out["contains"] = sum(contains(p, m) for p, m in with_must) / len(with_must) if with_must else None
     return out

@@ -8,6 +8,7 @@
 
 Every export is built in a temporary folder beside `out` and renamed into place when complete (staging.py).
 """
+
 from __future__ import annotations
 
 import sys
@@ -52,14 +53,25 @@ def export(run, out, merge: bool = False, gguf: str | None = None, force: bool =
         if write_merged:
             hf.write_merged(model, run, tmp)
         if gguf is not None:
-            counts = to_gguf.write_gguf(model, run.tokenizer, tmp / gguf_file_name(gguf), gguf,
-                                        name=run.path.resolve().name)
+            counts = to_gguf.write_gguf(
+                model, run.tokenizer, tmp / gguf_file_name(gguf), gguf, name=run.path.resolve().name
+            )
             log(f"gguf {gguf}: " + ", ".join(f"{n} {t}" for t, n in sorted(counts.items())) + " tensors")
-        (tmp / "README.md").write_text(readme.render(run, adapter=write_adapter, merged=write_merged,
-                                                     gguf_name=gguf_file_name(gguf) if gguf else None, base=base))
+        (tmp / "README.md").write_text(
+            readme.render(
+                run,
+                adapter=write_adapter,
+                merged=write_merged,
+                gguf_name=gguf_file_name(gguf) if gguf else None,
+                base=base,
+            )
+        )
         files = sorted(p for p in tmp.iterdir() if p.is_file())
         total = sum(p.stat().st_size for p in files)
-    kind = " + ".join(k for k, on in (("adapter", write_adapter), ("merged model", write_merged),
-                                      (f"GGUF {gguf}", gguf is not None)) if on)
+    kind = " + ".join(
+        k
+        for k, on in (("adapter", write_adapter), ("merged model", write_merged), (f"GGUF {gguf}", gguf is not None))
+        if on
+    )
     log(f"exported {kind} to {out} ({len(files)} files, {total / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s)")
     return out

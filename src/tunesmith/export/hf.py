@@ -1,13 +1,10 @@
 """Hugging Face exports: the PEFT adapter as it is, or the weights merged into one standalone model folder."""
+
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
-
-# The class a plain user loads each task's model with; the merged folder's config names it too.
-AUTO_CLASS = {"sft": "AutoModelForCausalLM", "clm": "AutoModelForCausalLM", "mlm": "AutoModelForMaskedLM",
-              "classify": "AutoModelForSequenceClassification", "tokens": "AutoModelForTokenClassification"}
 
 
 def base_reference(model_name: str) -> str:

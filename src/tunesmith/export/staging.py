@@ -4,6 +4,7 @@ A reader of the target folder therefore sees either nothing, the old contents, o
 half-written one, whether the export fails, is interrupted (Ctrl-C) or the process is killed (then only a
 hidden `.NAME.export-tmp-PID` folder is left, removed by the next export to the same target).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -12,6 +12,7 @@ What llama.cpp expects, and why each step below exists (its own converter, conve
 - The tokenizer travels as metadata (tokens, their types, BPE merges, special ids, chat template),
   because a GGUF file is all a llama.cpp runtime reads.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +22,6 @@ import numpy as np
 from ..errors import TunesmithError
 
 GGUF_TYPES = ("f32", "f16", "q8_0")
-CAUSAL_TASKS = ("sft", "clm")
 Q8_BLOCK = 32  # Q8_0 stores rows in blocks of 32 values with one f16 scale each
 
 
@@ -31,21 +31,26 @@ def check_supported(run) -> None:
 
     from .hf import base_reference
 
-    if run.config.task not in CAUSAL_TASKS:
-        raise TunesmithError(f"--gguf exports Llama-architecture causal language models only; this is a "
-                             f"'{run.config.task}' run (export it without --gguf)")
+    if not run.task.CAUSAL:
+        raise TunesmithError(
+            f"--gguf exports Llama-architecture causal language models only; this is a "
+            f"'{run.config.task}' run (export it without --gguf)"
+        )
     src = base_reference(run.config.model) if run.is_adapter else run.path
     try:
         cfg = AutoConfig.from_pretrained(src, trust_remote_code=run.config.trust_remote_code)
     except (OSError, ValueError) as e:
         raise TunesmithError(f"--gguf: cannot read the model config of {src} ({type(e).__name__})") from None
     if cfg.model_type != "llama":
-        raise TunesmithError(f"--gguf exports Llama-architecture causal language models only; this model is "
-                             f"'{cfg.model_type}' (export it without --gguf)")
+        raise TunesmithError(
+            f"--gguf exports Llama-architecture causal language models only; this model is "
+            f"'{cfg.model_type}' (export it without --gguf)"
+        )
     rope = _rope(cfg)
     if rope.get("rope_type", "default") != "default":
-        raise TunesmithError(f"--gguf: rope scaling '{rope.get('rope_type')}' is not supported yet; only "
-                             "plain rotary embeddings are")
+        raise TunesmithError(
+            f"--gguf: rope scaling '{rope.get('rope_type')}' is not supported yet; only plain rotary embeddings are"
+        )
     tokenizer_json(run.tokenizer)  # an unsupported tokenizer is refused now, not after merging
 
 
@@ -145,8 +150,10 @@ def write_gguf(model, tokenizer, path: Path, kind: str, name: str) -> dict:
 
 # --- tokenizer metadata ---------------------------------------------------------------------------------
 
-_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 def pre_tokenizer_name(tj: dict) -> str:
@@ -159,14 +166,20 @@ def pre_tokenizer_name(tj: dict) -> str:
     kinds = [s.get("type") for s in steps]
     if kinds == ["ByteLevel"] and steps[0].get("use_regex", True) and not steps[0].get("add_prefix_space"):
         return "gpt-2"  # llama.cpp's spelling; it refuses to load a file saying "gpt2" here
-    if (kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits")
-            and steps[1].get("use_regex", True) and not steps[1].get("add_prefix_space")):
+    if (
+        kinds == ["Digits", "ByteLevel"]
+        and steps[0].get("individual_digits")
+        and steps[1].get("use_regex", True)
+        and not steps[1].get("add_prefix_space")
+    ):
         return "smollm"  # SmolLM's original tokenizer.json: digits one by one, then GPT-2's regex
     if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
         if (steps[0].get("pattern") or {}).get("Regex") == _LLAMA3_SPLIT:
             return "llama-bpe"
-    raise TunesmithError(f"--gguf: this tokenizer's pre-tokenizer ({'+'.join(map(str, kinds)) or 'none'}) is not "
-                         "one the GGUF export knows (GPT-2 byte-level, SmolLM, Llama 3)")
+    raise TunesmithError(
+        f"--gguf: this tokenizer's pre-tokenizer ({'+'.join(map(str, kinds)) or 'none'}) is not "
+        "one the GGUF export knows (GPT-2 byte-level, SmolLM, Llama 3)"
+    )
 
 
 def tokenizer_json(tokenizer) -> dict:
@@ -177,11 +190,14 @@ def tokenizer_json(tokenizer) -> dict:
     model = tj.get("model") or {}
     decoder = tj.get("decoder") or {}
     if model.get("type") != "BPE" or model.get("byte_fallback") or decoder.get("type") != "ByteLevel":
-        raise TunesmithError("--gguf supports byte-level BPE tokenizers (GPT-2 style, as SmolLM2's) only; this "
-                             f"one is {model.get('type')} with a {decoder.get('type')} decoder")
+        raise TunesmithError(
+            "--gguf supports byte-level BPE tokenizers (GPT-2 style, as SmolLM2's) only; this "
+            f"one is {model.get('type')} with a {decoder.get('type')} decoder"
+        )
     if tj.get("normalizer"):
-        raise TunesmithError(f"--gguf: tokenizer has a normalizer ({tj['normalizer'].get('type')}) that llama.cpp "
-                             "would not apply")
+        raise TunesmithError(
+            f"--gguf: tokenizer has a normalizer ({tj['normalizer'].get('type')}) that llama.cpp would not apply"
+        )
     pre_tokenizer_name(tj)
     return tj
 
@@ -203,8 +219,9 @@ def add_tokenizer(writer, tokenizer, vocab_size: int) -> None:
     for added in tj.get("added_tokens", []):
         i, text = added["id"], added["content"]
         tokens[i] = text
-        types[i] = gguf.TokenType.CONTROL if added.get("special") or _looks_special(text) else \
-            gguf.TokenType.USER_DEFINED
+        types[i] = (
+            gguf.TokenType.CONTROL if added.get("special") or _looks_special(text) else gguf.TokenType.USER_DEFINED
+        )
     if max(tokens) >= vocab_size:
         raise TunesmithError(f"--gguf: tokenizer has ids up to {max(tokens)} but the model only {vocab_size} rows")
     # Rows of the embedding no token uses (vocabularies padded to a round size) get placeholder names.
@@ -217,8 +234,12 @@ def add_tokenizer(writer, tokenizer, vocab_size: int) -> None:
     writer.add_token_list(token_list)
     writer.add_token_types(type_list)
     writer.add_token_merges(merges)
-    for key, tid in (("bos", tokenizer.bos_token_id), ("eos", tokenizer.eos_token_id),
-                     ("unk", tokenizer.unk_token_id), ("pad", tokenizer.pad_token_id)):
+    for key, tid in (
+        ("bos", tokenizer.bos_token_id),
+        ("eos", tokenizer.eos_token_id),
+        ("unk", tokenizer.unk_token_id),
+        ("pad", tokenizer.pad_token_id),
+    ):
         if tid is not None:
             getattr(writer, f"add_{key}_token_id")(tid)
     # Whether the tokenizer puts BOS/EOS around plain text, read from what it does, not from a flag.

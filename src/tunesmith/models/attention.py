@@ -5,6 +5,7 @@ and throws it away. Instead, run SDPA once per example segment (the boundaries r
 `cu_seq_lens_q`, the name flash-attention's varlen path uses), so the work is exactly that of unpadded
 examples. On CUDA with flash-attn installed, its varlen kernel takes the same batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,23 +15,36 @@ SEGMENTS = "tunesmith_segments"
 _bounds: list = [None, None]  # (tensor, its values): every layer gets the same tensor; read it to host once
 
 
-def segment_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
-                      cu_seq_lens_q=None, **kwargs):
+def segment_attention(
+    module, query, key, value, attention_mask, dropout=0.0, scaling=None, cu_seq_lens_q=None, **kwargs
+):
     """query (1, heads, tokens, dim); key/value may have fewer (grouped) heads."""
     if cu_seq_lens_q is None:  # an ordinary padded batch (generation, eval): plain SDPA with its mask
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     if _bounds[0] is not cu_seq_lens_q:
         _bounds[:] = [cu_seq_lens_q, cu_seq_lens_q.tolist()]
     bounds = _bounds[1]
     gqa = query.shape[1] != key.shape[1]
     causal = getattr(module, "is_causal", True)
-    out = torch.cat([F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b],
-                                                    dropout_p=dropout if module.training else 0.0, scale=scaling,
-                                                    is_causal=causal, enable_gqa=gqa)
-                     for a, b in zip(bounds[:-1], bounds[1:])], dim=2)
+    out = torch.cat(
+        [
+            F.scaled_dot_product_attention(
+                query[:, :, a:b],
+                key[:, :, a:b],
+                value[:, :, a:b],
+                dropout_p=dropout if module.training else 0.0,
+                scale=scaling,
+                is_causal=causal,
+                enable_gqa=gqa,
+            )
+            for a, b in zip(bounds[:-1], bounds[1:])
+        ],
+        dim=2,
+    )
     return out.transpose(1, 2).contiguous(), None
 
 

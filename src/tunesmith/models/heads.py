@@ -1,4 +1,5 @@
 """Loss modules: the model's forward plus its loss, as one nn.Module so accelerate/DDP can wrap it."""
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_h = torch.empty_like(h) if h.requires_grad else None
         grad_w = torch.zeros_like(weight, dtype=torch.float32) if weight.requires_grad else None
         for s in range(0, y.numel(), chunk):
-            hs, ys = h[s:s + chunk], y[s:s + chunk]
+            hs, ys = h[s : s + chunk], y[s : s + chunk]
             logits = (hs @ weight.t()).float()
             lse = torch.logsumexp(logits, -1)
             loss += (lse - logits.gather(1, ys[:, None]).squeeze(1)).sum()
@@ -32,7 +33,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             p = logits.sub_(lse[:, None]).exp_()  # softmax in place; minus one-hot = d loss / d logits
             p[torch.arange(ys.numel(), device=ys.device), ys] -= 1
             if grad_h is not None:
-                grad_h[s:s + chunk] = p.to(h.dtype) @ weight
+                grad_h[s : s + chunk] = p.to(h.dtype) @ weight
             if grad_w is not None:
                 grad_w.addmm_(p.t(), hs.float())
         ctx.save_for_backward(grad_h, grad_w)
@@ -43,9 +44,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _):
         grad_h, grad_w = ctx.saved_tensors
-        return (None if grad_h is None else grad_h * grad_loss.to(grad_h.dtype),
-                None if grad_w is None else (grad_w * grad_loss).to(ctx.weight_dtype),
-                None, None)
+        return (
+            None if grad_h is None else grad_h * grad_loss.to(grad_h.dtype),
+            None if grad_w is None else (grad_w * grad_loss).to(ctx.weight_dtype),
+            None,
+            None,
+        )
 
 
 class CausalLMLoss(nn.Module):
@@ -66,8 +70,7 @@ class CausalLMLoss(nn.Module):
 
     def forward(self, input_ids, labels, attention_mask=None, **packing):
         lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        hidden = lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                                  **packing)[0]
+        hidden = lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **packing)[0]
         target = labels[:, 1:]
         keep = target != IGNORE
         h = hidden[:, :-1][keep]
@@ -79,7 +82,7 @@ class CausalLMLoss(nn.Module):
         loss = hidden.new_zeros(())  # a head with a bias or an adapter on it: plain chunked path
         correct = torch.zeros((), dtype=torch.long, device=hidden.device)
         for s in range(0, y.numel(), self.chunk):
-            logits = head(h[s:s + self.chunk]).float()
-            loss = loss + F.cross_entropy(logits, y[s:s + self.chunk], reduction="sum")
-            correct += (logits.argmax(-1) == y[s:s + self.chunk]).sum()
+            logits = head(h[s : s + self.chunk]).float()
+            loss = loss + F.cross_entropy(logits, y[s : s + self.chunk], reduction="sum")
+            correct += (logits.argmax(-1) == y[s : s + self.chunk]).sum()
         return loss, y.numel(), correct

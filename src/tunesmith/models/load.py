@@ -1,4 +1,5 @@
 """Load tokenizers and models from whatever `resolve_model` returned, with one clear error offline."""
+
 from __future__ import annotations
 
 import sys
@@ -9,8 +10,10 @@ from .registry import resolve_model
 
 
 def _hub_error(name, err) -> TunesmithError:
-    return TunesmithError(f"cannot load '{name}' ({type(err).__name__}): no network or no such hub model; "
-                          "download it elsewhere and pass its local folder, e.g. --model ./my-model")
+    return TunesmithError(
+        f"cannot load '{name}' ({type(err).__name__}): no network or no such hub model; "
+        "download it elsewhere and pass its local folder, e.g. --model ./my-model"
+    )
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False, chat: bool = True):
@@ -56,13 +59,14 @@ def check_weights(src, allow_pickle: bool = False) -> None:
         return
     pickled = next((f for f in PICKLE_WEIGHTS if (src / f).is_file()), None)
     if pickled:
-        raise TunesmithError(f"{src}: weights are a pickle ({pickled}), which can run code when loaded; convert "
-                             "them to safetensors, or pass --allow-pickle (allow_pickle: true) to load them "
-                             "with torch.load(weights_only=True)")
+        raise TunesmithError(
+            f"{src}: weights are a pickle ({pickled}), which can run code when loaded; convert "
+            "them to safetensors, or pass --allow-pickle (allow_pickle: true) to load them "
+            "with torch.load(weights_only=True)"
+        )
 
 
-def load_pretrained(auto_class: str, name, trust_remote_code: bool = False, allow_pickle: bool = False,
-                    **config_kw):
+def load_pretrained(auto_class: str, name, trust_remote_code: bool = False, allow_pickle: bool = False, **config_kw):
     """`auto_class` (e.g. "AutoModelForSequenceClassification") from an alias, folder or hub id, in fp32.
 
     Weights come from safetensors only, unless `allow_pickle` (then a .bin is read with weights_only=True).
@@ -76,14 +80,17 @@ def load_pretrained(auto_class: str, name, trust_remote_code: bool = False, allo
     # use_safetensors=True: transformers never falls back to a .bin; None: safetensors first, then .bin.
     safety = {"use_safetensors": None if allow_pickle else True, "weights_only": True}
     try:
-        model = cls.from_pretrained(src, dtype=torch.float32, trust_remote_code=trust_remote_code, **safety,
-                                    **config_kw)
+        model = cls.from_pretrained(
+            src, dtype=torch.float32, trust_remote_code=trust_remote_code, **safety, **config_kw
+        )
     except OSError as e:
         if isinstance(src, Path):
             raise TunesmithError(f"{src}: cannot load model ({e})") from None
         if not allow_pickle and "cannot be loaded with `safetensors`" in str(e):
-            raise TunesmithError(f"{name}: the hub model has no safetensors weights; pass --allow-pickle "
-                                 "(allow_pickle: true) to load its .bin with torch.load(weights_only=True)") from None
+            raise TunesmithError(
+                f"{name}: the hub model has no safetensors weights; pass --allow-pickle "
+                "(allow_pickle: true) to load its .bin with torch.load(weights_only=True)"
+            ) from None
         raise _hub_error(name, e) from None
     except ValueError as e:  # e.g. an architecture with no such head
         raise TunesmithError(f"{name}: cannot load as {auto_class.removeprefix('AutoModelFor')} ({e})") from None

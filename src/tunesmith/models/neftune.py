@@ -5,6 +5,7 @@ m = alpha / sqrt(L * d), d the embedding width and L the sequence length. With p
 whole batch is one packed row, so L here is the mean example length in the batch (the padded layout's L
 would be the longest example's), which keeps the per-example noise scale the paper intends.
 """
+
 from __future__ import annotations
 
 import torch

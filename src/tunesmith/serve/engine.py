@@ -12,6 +12,7 @@ Requests talk to the worker through events: the worker calls `job.sink(list_of_e
 that into loop.call_soon_threadsafe onto the request's asyncio queue). Events:
     ("delta", choice, text)    ("finish", choice, reason, completion_tokens)    ("done",)    ("error", message)
 """
+
 from __future__ import annotations
 
 import collections
@@ -19,8 +20,8 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -115,8 +116,7 @@ def merge(batches: list[Batch]) -> Batch:
     first = batches[0]
     for i, layer in enumerate(first.cache.layers):
         layer.keys = torch.cat([F.pad(b.cache.layers[i].keys, (0, 0, width - b.mask.shape[1], 0)) for b in batches])
-        layer.values = torch.cat([F.pad(b.cache.layers[i].values, (0, 0, width - b.mask.shape[1], 0))
-                                  for b in batches])
+        layer.values = torch.cat([F.pad(b.cache.layers[i].values, (0, 0, width - b.mask.shape[1], 0)) for b in batches])
     first.mask = torch.cat([F.pad(b.mask, (width - b.mask.shape[1], 0)) for b in batches])
     first.pos = torch.cat([b.pos for b in batches])
     first.rows = [r for b in batches for r in b.rows]
@@ -149,8 +149,7 @@ def sample(logits: torch.Tensor, rows: list[Row]) -> list[int]:
 
 
 class Engine:
-    def __init__(self, max_batch: int = 32, max_pending: int = 256, prefill_tokens: int = 1024,
-                 kv_tokens: int = 65536):
+    def __init__(self, max_batch: int = 32, max_pending: int = 256, prefill_tokens: int = 1024, kv_tokens: int = 65536):
         self.max_batch = max_batch  # rows stepping at once, over all models (bounds step time)
         self.max_pending = max_pending  # jobs waiting or running; beyond it submit() raises Busy
         self.prefill_tokens = prefill_tokens  # prompt tokens prefilled per loop turn, so streams keep moving
@@ -264,14 +263,26 @@ class Engine:
                 group = job.served.group
                 n, length = job.n, len(job.prompt)
                 cache = DynamicCache(config=group.model.config)
-                logits = self._forward(group, torch.tensor([job.prompt]), torch.ones(1, length, dtype=torch.long),
-                                       torch.arange(length).unsqueeze(0), cache, [job.served.adapter])
+                logits = self._forward(
+                    group,
+                    torch.tensor([job.prompt]),
+                    torch.ones(1, length, dtype=torch.long),
+                    torch.arange(length).unsqueeze(0),
+                    cache,
+                    [job.served.adapter],
+                )
                 if n > 1:  # one prefill, n choices: copy the prompt's cache per choice
                     cache.batch_repeat_interleave(n)
                     logits = logits.expand(n, -1)
                 rows = [Row(job, i) for i in range(n)]
-                batch = Batch(group, cache, torch.ones(n, length, dtype=torch.long),
-                              torch.full((n,), length, dtype=torch.long), rows, [0] * n)
+                batch = Batch(
+                    group,
+                    cache,
+                    torch.ones(n, length, dtype=torch.long),
+                    torch.full((n,), length, dtype=torch.long),
+                    rows,
+                    [0] * n,
+                )
                 batch.next = self._advance(rows, sample(logits, rows))
                 fresh.setdefault(id(group), []).append(batch)
             except Exception as e:  # a bad request must not take the worker down
@@ -290,15 +301,22 @@ class Engine:
             return
         try:
             batch.mask = torch.cat([batch.mask, torch.ones(len(batch.rows), 1, dtype=torch.long)], 1)
-            logits = self._forward(batch.group, torch.tensor(batch.next).unsqueeze(1), batch.mask,
-                                   batch.pos.unsqueeze(1), batch.cache, [r.adapter for r in batch.rows])
+            logits = self._forward(
+                batch.group,
+                torch.tensor(batch.next).unsqueeze(1),
+                batch.mask,
+                batch.pos.unsqueeze(1),
+                batch.cache,
+                [r.adapter for r in batch.rows],
+            )
             batch.pos = batch.pos + 1
             batch.next = self._advance(batch.rows, sample(logits, batch.rows))
             self.steps += 1
         except Exception as e:
             print(f"serve: a decode step failed: {type(e).__name__}: {e}", file=sys.stderr)
-            self._fail(list({id(r.job): r.job for r in batch.rows}.values()),
-                       f"generation failed: {type(e).__name__}: {e}")
+            self._fail(
+                list({id(r.job): r.job for r in batch.rows}.values()), f"generation failed: {type(e).__name__}: {e}"
+            )
             batch.rows = []
             return
         self._prune(batch)

@@ -5,6 +5,7 @@ PeftModel.from_pretrained and every further one with load_adapter into the same 
 cost one base plus N small adapters instead of N bases. The base itself is served from those same weights
 (adapter switched off per row). Full fine-tuning runs, runs on another base and encoder runs load alone.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,6 @@ from pathlib import Path
 from ..errors import TunesmithError
 from ..run import Run
 
-GENERATE_TASKS = {"sft", "clm"}
-ENCODER_KINDS = {"classify": "classify", "tokens": "tag"}  # task -> endpoint (/v1/classify, /v1/tag)
 BASE_ROWS = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
 
 
@@ -55,6 +54,7 @@ class AdapterRouting:
 @dataclass(eq=False)
 class Group:
     """One set of weights on the generation worker. `routing`: rows pick their adapter by name (PEFT only)."""
+
     model: object
     routing: AdapterRouting | None
     name: str
@@ -156,10 +156,12 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
     pool = Pool()
     lora_groups: dict[str, list[Run]] = {}
     for r in loaded:
-        task = r.config.task
-        if task not in GENERATE_TASKS and task not in ENCODER_KINDS:
-            raise TunesmithError(f"{r.path}: '{task}' runs are not served (serve sft, clm, classify or tokens runs)")
-        if task in GENERATE_TASKS and r.is_adapter:
+        if r.task.SERVE_KIND is None:
+            from ..tasks import get_task, task_names
+
+            served = ", ".join(n for n in task_names() if get_task(n).SERVE_KIND)
+            raise TunesmithError(f"{r.path}: '{r.config.task}' runs are not served (serve {served} runs)")
+        if r.task.SERVE_KIND == "generate" and r.is_adapter:
             lora_groups.setdefault(_base_key(r.config.model), []).append(r)
 
     def run_id(r: Run) -> tuple[str, list[str]]:
@@ -190,27 +192,64 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
         stops_base, ctx = _stop_ids(model, base_tok), _ctx_len(model)
         for name, r in adapters.items():
             rid, aliases = run_id(r)
-            pool.add(Served(rid, "generate", r.config.task, r.tokenizer, r.config.system_prompt, group, name,
-                            base_id=cfg.model, stop_ids=_stop_ids(model, r.tokenizer), ctx_len=ctx,
-                            created=_mtime(r.path)), aliases)
-        bases[key] = Served(cfg.model, "generate", first.config.task, base_tok, None, group, BASE_ROWS,
-                            stop_ids=stops_base, ctx_len=ctx)
+            pool.add(
+                Served(
+                    rid,
+                    "generate",
+                    r.config.task,
+                    r.tokenizer,
+                    r.config.system_prompt,
+                    group,
+                    name,
+                    base_id=cfg.model,
+                    stop_ids=_stop_ids(model, r.tokenizer),
+                    ctx_len=ctx,
+                    created=_mtime(r.path),
+                ),
+                aliases,
+            )
+        bases[key] = Served(
+            cfg.model, "generate", first.config.task, base_tok, None, group, BASE_ROWS, stop_ids=stops_base, ctx_len=ctx
+        )
 
     for r in loaded:  # full fine-tuning runs and encoders: their own weights
-        if r.config.task in GENERATE_TASKS and r.is_adapter:
+        if r.task.SERVE_KIND == "generate" and r.is_adapter:
             continue
         rid, aliases = run_id(r)
         log(f"loading {r.path} ({r.config.task}, {r.config.method})")
         model = r.model
-        if r.config.task in GENERATE_TASKS:
+        if r.task.SERVE_KIND == "generate":
             group = Group(model, routing=None, name=rid, cache_kw=_cache_keyword(model))
             pool.groups.append(group)
-            pool.add(Served(rid, "generate", r.config.task, r.tokenizer, r.config.system_prompt, group, None,
-                            base_id=r.config.model, stop_ids=_stop_ids(model, r.tokenizer), ctx_len=_ctx_len(model),
-                            created=_mtime(r.path)), aliases)
+            pool.add(
+                Served(
+                    rid,
+                    "generate",
+                    r.config.task,
+                    r.tokenizer,
+                    r.config.system_prompt,
+                    group,
+                    None,
+                    base_id=r.config.model,
+                    stop_ids=_stop_ids(model, r.tokenizer),
+                    ctx_len=_ctx_len(model),
+                    created=_mtime(r.path),
+                ),
+                aliases,
+            )
         else:
-            pool.add(Served(rid, ENCODER_KINDS[r.config.task], r.config.task, r.tokenizer, run=r,
-                            base_id=r.config.model, created=_mtime(r.path)), aliases)
+            pool.add(
+                Served(
+                    rid,
+                    r.task.SERVE_KIND,
+                    r.config.task,
+                    r.tokenizer,
+                    run=r,
+                    base_id=r.config.model,
+                    created=_mtime(r.path),
+                ),
+                aliases,
+            )
 
     chosen = None
     if base:
@@ -223,8 +262,9 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
             tok = load_tokenizer(base)
             group = Group(model, routing=None, name=base, cache_kw=_cache_keyword(model))
             pool.groups.append(group)
-            chosen = Served(base, "generate", "sft", tok, None, group, None, stop_ids=_stop_ids(model, tok),
-                            ctx_len=_ctx_len(model))
+            chosen = Served(
+                base, "generate", "sft", tok, None, group, None, stop_ids=_stop_ids(model, tok), ctx_len=_ctx_len(model)
+            )
             bases[key] = chosen
     elif len(bases) == 1:
         chosen = next(iter(bases.values()))

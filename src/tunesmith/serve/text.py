@@ -1,4 +1,5 @@
 """Token ids -> text pieces, one step at a time, with stop strings cut off before they are ever sent."""
+
 from __future__ import annotations
 
 
@@ -23,11 +24,11 @@ class Detokenizer:
         return self._piece(final=True) if self.read < len(self.ids) else ""
 
     def _piece(self, final: bool) -> str:
-        before = self.tok.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
-        now = self.tok.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        before = self.tok.decode(self.ids[self.prefix : self.read], skip_special_tokens=True)
+        now = self.tok.decode(self.ids[self.prefix :], skip_special_tokens=True)
         if len(now) > len(before) and (final or not now.endswith("\ufffd")):
             self.prefix, self.read = self.read, len(self.ids)
-            return now[len(before):]
+            return now[len(before) :]
         return ""
 
 
@@ -46,7 +47,7 @@ class StopText:
             # A stop string cannot start before `sent`: text that might begin one is never sent.
             hits = [i for i in (self.text.find(s, self.sent) for s in self.stops) if i >= 0]
             if hits:
-                self.text = self.text[:min(hits)]
+                self.text = self.text[: min(hits)]
                 self.stopped = True
                 return self._take(len(self.text))
             return self._take(len(self.text) - self._held())
@@ -57,13 +58,13 @@ class StopText:
 
     def _held(self) -> int:
         """Length of the longest tail of the text that is the start of some stop string."""
-        tail = self.text[self.sent:]
+        tail = self.text[self.sent :]
         for k in range(min(len(tail), max(len(s) for s in self.stops) - 1), 0, -1):
             if any(s.startswith(tail[-k:]) for s in self.stops):
                 return k
         return 0
 
     def _take(self, upto: int) -> str:
-        out = self.text[self.sent:upto]
+        out = self.text[self.sent : upto]
         self.sent = max(self.sent, upto)
         return out

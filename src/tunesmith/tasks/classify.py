@@ -2,6 +2,7 @@
 
 Encoders (BERT/RoBERTa family) and decoders (a classification head on the last real token) alike.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,18 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batch import holdout_split, pad
-from ..data.labelled import check_known, label_order, read_labelled
+from ..data.labelled import check_known, label_order, labelled_row, read_labelled
 from ..errors import TunesmithError
 from ..models.load import load_pretrained
-from . import Prepared
-
-NAME = "classify"
-PEFT_TASK = "SEQ_CLS"
-CHAT = False
-HEAD = ("classifier", "score")  # BERT-style and decoder-style head names
-AUTO_LR = {"lora": 5e-4, "full": 5e-5}
-ACCURACY_NAME = "acc"  # per row, not per token
-SELECT_METRICS = ("accuracy", "macro_f1")
+from .base import Prepared, Task, cut_lengths, median_rows, register
 
 
 @dataclass
@@ -40,11 +33,16 @@ def _read(cfg, path, labelled=True):
     return read_labelled(path, cfg.columns, cfg.label_column, cfg.text_pair_column, cfg.multi_label, labelled)
 
 
-def encode(tokenizer, rows, names, multi_label: bool, max_len: int) -> list[Item]:
+def _texts(tokenizer, rows) -> tuple[list[str], list[str] | None]:
     texts = [r.text for r in rows]
     pairs = [r.pair for r in rows] if rows and rows[0].pair is not None else None
     if pairs is not None and tokenizer.sep_token is None:  # decoders have no pair template: one text, a newline
         texts, pairs = [f"{t}\n{p}" for t, p in zip(texts, pairs)], None
+    return texts, pairs
+
+
+def encode(tokenizer, rows, names, multi_label: bool, max_len: int) -> list[Item]:
+    texts, pairs = _texts(tokenizer, rows)
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_len) if rows else {"input_ids": []}
     index = {n: i for i, n in enumerate(names)}
     items = []
@@ -68,8 +66,10 @@ def prepare(cfg, tokenizer, log) -> Prepared:
         rows, val_rows = holdout_split(rows, cfg.val_fraction, cfg.val_max_rows, cfg.seed)
     names = label_order(lab for r in rows for lab in r.labels)
     if len(names) < 2:
-        raise TunesmithError(f"{cfg.data}: classification needs at least two different labels, found "
-                             f"{names or 'none'} in column '{cfg.label_column}'")
+        raise TunesmithError(
+            f"{cfg.data}: classification needs at least two different labels, found "
+            f"{names or 'none'} in column '{cfg.label_column}'"
+        )
     check_known(cfg.val_data or cfg.data, val_rows, names)
     counts = [sum(n in r.labels for r in rows) for n in names]
     weights = None
@@ -79,24 +79,37 @@ def prepare(cfg, tokenizer, log) -> Prepared:
         else:  # N / (K * n_c): the mean weight over the training rows stays 1
             weights = [len(rows) / (len(names) * max(c, 1)) for c in counts]
     shown = ", ".join(f"{n}: {c}" for n, c in list(zip(names, counts))[:12])
-    log(f"data: {cfg.data}: {len(rows)} training rows, {len(val_rows)} validation rows, {len(names)} labels "
-        f"({shown}{', ...' if len(names) > 12 else ''})" + ("; multi-label" if cfg.multi_label else ""))
+    log(
+        f"data: {cfg.data}: {len(rows)} training rows, {len(val_rows)} validation rows, {len(names)} labels "
+        f"({shown}{', ...' if len(names) > 12 else ''})" + ("; multi-label" if cfg.multi_label else "")
+    )
     if weights:
         log("class weights: " + ", ".join(f"{n}: {w:.2f}" for n, w in zip(names, weights)))
     train = encode(tokenizer, rows, names, cfg.multi_label, cfg.max_seq_len)
     val = encode(tokenizer, val_rows, names, cfg.multi_label, cfg.max_seq_len)
-    meta = {"labels": names, "multi_label": cfg.multi_label, "train_counts": counts, "train_rows": len(rows),
-            "class_weights": weights}
+    meta = {
+        "labels": names,
+        "multi_label": cfg.multi_label,
+        "train_counts": counts,
+        "train_rows": len(rows),
+        "class_weights": weights,
+    }
     return Prepared(train, val, {"train_rows": len(train), "val_rows": len(val), "labels": len(names)}, meta)
 
 
 def load_model(cfg, tokenizer, meta, source=None):
     names = meta["labels"]
     model = load_pretrained(
-        "AutoModelForSequenceClassification", source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle,
-        num_labels=len(names), id2label={i: str(n) for i, n in enumerate(names)},
-        label2id={str(n): i for i, n in enumerate(names)}, pad_token_id=tokenizer.pad_token_id,
-        problem_type="multi_label_classification" if meta["multi_label"] else "single_label_classification")
+        "AutoModelForSequenceClassification",
+        source or cfg.model,
+        cfg.trust_remote_code,
+        cfg.allow_pickle,
+        num_labels=len(names),
+        id2label={i: str(n) for i, n in enumerate(names)},
+        label2id={str(n): i for i, n in enumerate(names)},
+        pad_token_id=tokenizer.pad_token_id,
+        problem_type="multi_label_classification" if meta["multi_label"] else "single_label_classification",
+    )
     return model
 
 
@@ -126,13 +139,16 @@ def loss_module(model, meta):
 
 
 def collate_batch(items, tokenizer):
-    batch = {"input_ids": pad([x.input_ids for x in items], tokenizer.pad_token_id),
-             "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0)}
+    batch = {
+        "input_ids": pad([x.input_ids for x in items], tokenizer.pad_token_id),
+        "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
+    }
     if items[0].token_type_ids is not None:
         batch["token_type_ids"] = pad([x.token_type_ids for x in items], 0)
     if items[0].target is not None:
-        batch["labels"] = torch.tensor([x.target for x in items],
-                                       dtype=torch.float32 if isinstance(items[0].target, list) else torch.long)
+        batch["labels"] = torch.tensor(
+            [x.target for x in items], dtype=torch.float32 if isinstance(items[0].target, list) else torch.long
+        )
     return batch
 
 
@@ -140,27 +156,22 @@ def probabilities(model, tokenizer, items, multi_label: bool, batch_size: int = 
     from ..eval.infer import per_item
 
     act = torch.sigmoid if multi_label else functools.partial(torch.softmax, dim=-1)
-    return per_item(model, items, functools.partial(collate_batch, tokenizer=tokenizer),
-                    lambda lg: act(lg).tolist(), batch_size)
+    return per_item(
+        model, items, functools.partial(collate_batch, tokenizer=tokenizer), lambda lg: act(lg).tolist(), batch_size
+    )
 
 
 def _truth_and_predictions(items, probs, multi: bool, threshold: float) -> tuple[list, list]:
     if multi:
-        return ([[int(t) for t in x.target] for x in items],
-                [[int(p >= threshold) for p in ps] for ps in probs])
+        return ([[int(t) for t in x.target] for x in items], [[int(p >= threshold) for p in ps] for ps in probs])
     return [x.target for x in items], [max(range(len(ps)), key=ps.__getitem__) for ps in probs]
-
-
-def default_select(prepared) -> str:
-    return "accuracy"
 
 
 def val_scores(model, tokenizer, prepared, cfg) -> dict:
     from ..eval.classification import class_metrics
 
     items, names, multi = prepared.val, prepared.meta["labels"], prepared.meta["multi_label"]
-    y_true, y_pred = _truth_and_predictions(items, probabilities(model, tokenizer, items, multi), multi,
-                                            cfg.threshold)
+    y_true, y_pred = _truth_and_predictions(items, probabilities(model, tokenizer, items, multi), multi, cfg.threshold)
     m = class_metrics(y_true, y_pred, names, multi)
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
@@ -180,8 +191,13 @@ def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=Non
     tuned = class_metrics(y_true, y_pred, names, multi)
     result = {"rows": len(rows), "tuned": tuned, "base": None}
     if not multi:
-        png = confusion_png(y_true, y_pred, names, run.path / f"confusion_{Path(path).stem}.png",
-                            f"{run.path.name} on {Path(path).name}")
+        png = confusion_png(
+            y_true,
+            y_pred,
+            names,
+            run.path / f"confusion_{Path(path).stem}.png",
+            f"{run.path.name} on {Path(path).name}",
+        )
         result["confusion_matrix"] = str(png)
     if base:
         result["base"] = class_baselines(y_true, names, meta["train_counts"], meta["train_rows"], multi)
@@ -201,8 +217,11 @@ def predict(run, inputs) -> list[dict]:
         else:
             rows.append(LabelledText(i, x["text"], x.get(cfg.text_pair_column) if cfg.text_pair_column else None))
     if cfg.text_pair_column and any(r.pair is None for r in rows):
-        print(f"note: this run was trained on text pairs ('{cfg.text_pair_column}'); inputs without one are "
-              "scored as single texts", file=sys.stderr)
+        print(
+            f"note: this run was trained on text pairs ('{cfg.text_pair_column}'); inputs without one are "
+            "scored as single texts",
+            file=sys.stderr,
+        )
         for r in rows:
             r.pair = r.pair or ""
     items = encode(run.tokenizer, rows, names, multi, cfg.max_seq_len)
@@ -214,3 +233,63 @@ def predict(run, inputs) -> list[dict]:
         else:
             out.append({"label": names[max(range(len(ps)), key=ps.__getitem__)], "scores": scores})
     return out
+
+
+@register
+class Classify(Task):
+    """Text classification, single- or multi-label, optionally on text pairs."""
+
+    NAME = "classify"
+    DESCRIPTION = "text classification: one label per row, or several (multi_label)"
+    PEFT_TASK = "SEQ_CLS"
+    AUTO_CLASS = "AutoModelForSequenceClassification"
+    HEAD = ("classifier", "score")  # BERT-style and decoder-style head names
+    SERVE_KIND = "classify"
+    LABELS = "labels"
+    ROW_FORMAT = "labelled"
+    AUTO_LR = {"lora": 5e-4, "full": 5e-5}
+    ACCURACY_NAME = "acc"  # per row, not per token
+    SELECT_METRICS = ("accuracy", "macro_f1")
+
+    prepare = staticmethod(prepare)
+    load_model = staticmethod(load_model)
+    loss_module = staticmethod(loss_module)
+    collate_batch = staticmethod(collate_batch)
+    val_scores = staticmethod(val_scores)
+    evaluate = staticmethod(evaluate)
+    predict = staticmethod(predict)
+
+    def default_select(self, prepared):
+        return "accuracy"
+
+    def read_row(self, path, line, row, cfg, fmt):
+        return labelled_row(path, line, row, cfg.label_column, cfg.text_pair_column, cfg.multi_label)
+
+    def row_content(self, item):
+        return item.text + ("" if item.pair is None else "\n" + item.pair), ",".join(map(str, item.labels))
+
+    def row_labels(self, item):
+        return item.labels
+
+    def label_problems(self, counts, cfg):
+        if len(counts) >= 2:
+            return []
+        return [
+            (
+                f"classification needs at least two different labels, found {sorted(counts, key=str) or 'none'}",
+                cfg.label_column,
+            )
+        ]
+
+    def unseen_problem(self, value, cfg):
+        return f"label {value!r} does not occur in the training data", cfg.label_column
+
+    def measure(self, cfg, tokenizer, records):
+        rows = [r.item for r in records]
+        return cut_lengths(tokenizer(*_texts(tokenizer, rows))["input_ids"] if rows else [], cfg.max_seq_len)
+
+    def calibration_items(self, cfg, tokenizer, records, lengths, idx):
+        names = label_order(lab for i in idx for lab in records[i].item.labels)
+        rows = [records[i].item for i in median_rows(lengths, idx, cfg.batch_size)]
+        meta = {"labels": names, "multi_label": cfg.multi_label, "class_weights": None}
+        return encode(tokenizer, rows, names, cfg.multi_label, cfg.max_seq_len), meta

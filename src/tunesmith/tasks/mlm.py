@@ -3,6 +3,7 @@
 Training blocks are masked afresh at every batch; validation blocks are masked once, with a fixed seed,
 so every evaluation scores the same masked positions.
 """
+
 from __future__ import annotations
 
 import random
@@ -16,16 +17,11 @@ from torch import nn
 from ..data.batch import pad
 from ..data.tokenize import IGNORE
 from ..errors import TunesmithError
-from ..eval.evaluate import evaluate_run as evaluate  # noqa: F401  (masked-token loss and perplexity, vs the base)
+from ..eval.evaluate import evaluate_run
 from ..models.load import load_pretrained
-from . import Prepared
-from .clm import _texts
+from .base import Prepared, Task, register
+from .clm import _texts, documents_for, tail_holdout, text_lengths
 
-NAME = "mlm"
-PEFT_TASK = None
-CHAT = False
-HEAD = ("transform", "lm_head.dense", "lm_head.layer_norm")  # BERT / RoBERTa MLM head layers before the decoder
-AUTO_LR = {"lora": 1e-3, "full": 1e-4}
 VAL_MASK_SEED = 1234
 
 
@@ -39,8 +35,9 @@ class Item:
     line: int = 0
 
 
-def mask_tokens(ids, word_start, special: set, mask_id: int, vocab: int, prob: float, whole_word: bool,
-                rng) -> tuple[list[int], list[int]]:
+def mask_tokens(
+    ids, word_start, special: set, mask_id: int, vocab: int, prob: float, whole_word: bool, rng
+) -> tuple[list[int], list[int]]:
     """Pick ~prob of the tokens (or of whole words); of those 80% -> [MASK], 10% -> random, 10% kept."""
     inputs, labels = list(ids), [IGNORE] * len(ids)
     chosen = [False] * len(ids)
@@ -69,8 +66,9 @@ def mask_tokens(ids, word_start, special: set, mask_id: int, vocab: int, prob: f
 def pack(tokenizer, texts, block: int, prob: float, whole_word: bool) -> list[Item]:
     """[CLS] + block-2 tokens + [SEP] per item, documents running on across blocks."""
     if tokenizer.mask_token_id is None:
-        raise TunesmithError(f"{tokenizer.name_or_path}: tokenizer has no mask token; task mlm needs an encoder "
-                             "(BERT/RoBERTa family)")
+        raise TunesmithError(
+            f"{tokenizer.name_or_path}: tokenizer has no mask token; task mlm needs an encoder (BERT/RoBERTa family)"
+        )
     ids, starts = [], []
     for t in texts:
         enc = tokenizer(t, add_special_tokens=False)
@@ -86,8 +84,9 @@ def pack(tokenizer, texts, block: int, prob: float, whole_word: bool) -> list[It
     for s in range(0, len(ids), n):
         if len(ids) - s < n // 4 and out:  # a short tail teaches little; drop it
             break
-        out.append(Item([cls] + ids[s:s + n] + [sep], [True] + starts[s:s + n] + [True], prob, whole_word,
-                        line=1 + s // n))
+        out.append(
+            Item([cls] + ids[s : s + n] + [sep], [True] + starts[s : s + n] + [True], prob, whole_word, line=1 + s // n)
+        )
     return out
 
 
@@ -98,8 +97,9 @@ def _special(tokenizer) -> set:
 def _fixed(tokenizer, items: list[Item], seed: int) -> list[Item]:
     rng, special = random.Random(seed), _special(tokenizer)
     for x in items:
-        x.masked = mask_tokens(x.input_ids, x.word_start, special, tokenizer.mask_token_id, len(tokenizer),
-                               x.prob, x.whole_word, rng)
+        x.masked = mask_tokens(
+            x.input_ids, x.word_start, special, tokenizer.mask_token_id, len(tokenizer), x.prob, x.whole_word, rng
+        )
     return items
 
 
@@ -112,13 +112,15 @@ def prepare(cfg, tokenizer, log) -> Prepared:
         log(msg)
     if not cfg.val_data:
         n_val = max(1, round(len(texts) * cfg.val_fraction)) if len(texts) > 1 else 0
-        texts, val_texts = texts[: len(texts) - n_val], texts[len(texts) - n_val:]
+        texts, val_texts = texts[: len(texts) - n_val], texts[len(texts) - n_val :]
         log(f"validation: held out the last {n_val} documents")
     kw = dict(block=cfg.max_seq_len, prob=cfg.mlm_probability, whole_word=cfg.whole_word_mask)
     train = pack(tokenizer, texts, **kw)
     val = _fixed(tokenizer, pack(tokenizer, val_texts, **kw)[: cfg.val_max_rows], VAL_MASK_SEED)
-    log(f"packed into {len(train)} training and {len(val)} validation blocks of {cfg.max_seq_len} tokens; "
-        f"masking {cfg.mlm_probability:.0%} of {'words' if cfg.whole_word_mask else 'tokens'} (80/10/10)")
+    log(
+        f"packed into {len(train)} training and {len(val)} validation blocks of {cfg.max_seq_len} tokens; "
+        f"masking {cfg.mlm_probability:.0%} of {'words' if cfg.whole_word_mask else 'tokens'} (80/10/10)"
+    )
     return Prepared(train, val, {"format": "text", "train_rows": len(train), "val_rows": len(val)})
 
 
@@ -143,12 +145,16 @@ def _build_head(model, missing: list[str]) -> bool:
 
 
 def load_model(cfg, tokenizer, meta=None, source=None):
-    model, info = load_pretrained("AutoModelForMaskedLM", source or cfg.model, cfg.trust_remote_code,
-                                  cfg.allow_pickle, output_loading_info=True)
+    model, info = load_pretrained(
+        "AutoModelForMaskedLM", source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle, output_loading_info=True
+    )
     missing = [k for k in info.get("missing_keys", []) if "decoder.weight" not in k]
     if missing and _build_head(model, missing) and source is None:
-        print(f"note: {cfg.model} has no pre-trained MLM head; built one (identity transform, decoder tied to "
-              "the word embeddings) that training will fit", file=sys.stderr)
+        print(
+            f"note: {cfg.model} has no pre-trained MLM head; built one (identity transform, decoder tied to "
+            "the word embeddings) that training will fit",
+            file=sys.stderr,
+        )
     return model
 
 
@@ -179,11 +185,18 @@ def loss_module(model, meta=None):
 
 def collate_batch(items, tokenizer):
     special = _special(tokenizer)
-    masked = [x.masked or mask_tokens(x.input_ids, x.word_start, special, tokenizer.mask_token_id, len(tokenizer),
-                                      x.prob, x.whole_word, random) for x in items]
-    return {"input_ids": pad([m[0] for m in masked], tokenizer.pad_token_id),
-            "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
-            "labels": pad([m[1] for m in masked], IGNORE)}
+    masked = [
+        x.masked
+        or mask_tokens(
+            x.input_ids, x.word_start, special, tokenizer.mask_token_id, len(tokenizer), x.prob, x.whole_word, random
+        )
+        for x in items
+    ]
+    return {
+        "input_ids": pad([m[0] for m in masked], tokenizer.pad_token_id),
+        "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
+        "labels": pad([m[1] for m in masked], IGNORE),
+    }
 
 
 def eval_items(cfg, tokenizer, path):
@@ -205,7 +218,48 @@ def predict(run, inputs) -> list[dict]:
             fills = []
             for pos in (enc["input_ids"][0] == tok.mask_token_id).nonzero().flatten().tolist():
                 p, i = torch.softmax(logits[pos].float(), -1).topk(5)
-                fills.append([{"token": tok.decode([int(t)]).strip(), "score": round(float(s), 4)}
-                              for s, t in zip(p, i)])
+                fills.append(
+                    [{"token": tok.decode([int(t)]).strip(), "score": round(float(s), 4)} for s, t in zip(p, i)]
+                )
             out.append({"masks": fills})
     return out
+
+
+@register
+class MLM(Task):
+    """Masked-LM continued pre-training for encoders (BERT, RoBERTa)."""
+
+    NAME = "mlm"
+    DESCRIPTION = "masked-LM continued pre-training for encoders, on raw text"
+    AUTO_CLASS = "AutoModelForMaskedLM"
+    HEAD = ("transform", "lm_head.dense", "lm_head.layer_norm")  # BERT / RoBERTa MLM head layers before the decoder
+    TEXT_ONLY = PACKED = True
+    AUTO_LR = {"lora": 1e-3, "full": 1e-4}
+
+    prepare = staticmethod(prepare)
+    load_model = staticmethod(load_model)
+    loss_module = staticmethod(loss_module)
+    collate_batch = staticmethod(collate_batch)
+    eval_items = staticmethod(eval_items)
+    evaluate = staticmethod(evaluate_run)  # masked-token loss and perplexity, vs the base
+    predict = staticmethod(predict)
+
+    def measure(self, cfg, tokenizer, records):
+        return text_lengths(tokenizer, records, False)
+
+    def holdout_indices(self, cfg, n):
+        return tail_holdout(cfg, n)
+
+    def item_sizes(self, cfg, lengths, idx):
+        """[CLS] + body + [SEP] blocks, as `pack` cuts them; a short tail is dropped."""
+        stream = sum(lengths.full[i] for i in idx)
+        body, out = cfg.max_seq_len - 2, []
+        for s in range(0, stream, body):
+            if stream - s < body // 4 and out:
+                break
+            out.append(min(body, stream - s) + 2)
+        return out
+
+    def calibration_items(self, cfg, tokenizer, records, lengths, idx):
+        texts = documents_for(cfg, records, lengths, idx)
+        return pack(tokenizer, texts, cfg.max_seq_len, cfg.mlm_probability, cfg.whole_word_mask)[: cfg.batch_size], {}

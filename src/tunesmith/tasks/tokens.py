@@ -3,29 +3,24 @@
 A word's tag goes on its first sub-token; the others are ignored (or, with label_subwords=all, carry the
 word's tag with B- turned into I-). Predictions and metrics are per word, read from the first sub-token.
 """
+
 from __future__ import annotations
 
 import functools
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.batch import holdout_split, pad
-from ..data.labelled import TaggedSentence, read_tagged, split_words
+from ..data.labelled import CONLL_SUFFIXES, TaggedSentence, check_bio, read_tagged, split_words, tagged_row
 from ..data.tokenize import IGNORE
 from ..errors import TunesmithError
 from ..models.load import load_pretrained
-from . import Prepared
-
-NAME = "tokens"
-PEFT_TASK = "TOKEN_CLS"
-CHAT = False
-HEAD = ("classifier", "score")
-AUTO_LR = {"lora": 1e-3, "full": 1e-4}
-SELECT_METRICS = ("entity_f1",)
+from .base import Prepared, Task, cut_lengths, median_rows, register
 
 
 @dataclass
@@ -46,8 +41,9 @@ def _inside(tag: str, index: dict) -> str:
     return "I-" + tag[2:] if tag.startswith("B-") and "I-" + tag[2:] in index else tag
 
 
-def align(tokenizer, words: list[str], tags: list[str] | None, index: dict, max_len: int,
-          label_all: bool = False, line=0) -> Item:
+def align(
+    tokenizer, words: list[str], tags: list[str] | None, index: dict, max_len: int, label_all: bool = False, line=0
+) -> Item:
     enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_len)
     word_ids = enc.word_ids()
     labels = [IGNORE] * len(word_ids) if tags is not None else None
@@ -68,13 +64,13 @@ def _check_tags(path, sents: list[TaggedSentence], index: dict):
     """Tags never seen in training cannot be predicted: they still count as misses, and carry no loss."""
     unseen = sorted({t for s in sents for t in s.tags if t not in index})
     if unseen:
-        print(f"note: {path}: tags not in the training data, scored as misses: {', '.join(unseen)}",
-              file=sys.stderr)
+        print(f"note: {path}: tags not in the training data, scored as misses: {', '.join(unseen)}", file=sys.stderr)
 
 
 def _encode(tokenizer, sents, index, cfg):
-    return [align(tokenizer, s.words, s.tags, index, cfg.max_seq_len, cfg.label_subwords == "all", s.line)
-            for s in sents]
+    return [
+        align(tokenizer, s.words, s.tags, index, cfg.max_seq_len, cfg.label_subwords == "all", s.line) for s in sents
+    ]
 
 
 def prepare(cfg, tokenizer, log) -> Prepared:
@@ -92,20 +88,30 @@ def prepare(cfg, tokenizer, log) -> Prepared:
             counts[t] += 1
     train_items, val_items = _encode(tokenizer, sents, index, cfg), _encode(tokenizer, val, index, cfg)
     cut = sum(f == -1 for x in train_items for f in x.first)
-    log(f"data: {cfg.data}: {len(sents)} training sentences, {len(val)} validation, {len(names)} tags "
-        f"({', '.join(names)})" + (f"; {cut} words got no sub-token (empty or past max_seq_len)" if cut else ""))
+    log(
+        f"data: {cfg.data}: {len(sents)} training sentences, {len(val)} validation, {len(names)} tags "
+        f"({', '.join(names)})" + (f"; {cut} words got no sub-token (empty or past max_seq_len)" if cut else "")
+    )
     if len(names) < 2:
         raise TunesmithError(f"{cfg.data}: every tag is 'O'; there is nothing to learn")
     meta = {"labels": names, "train_counts": [counts[t] for t in names], "train_rows": len(sents)}
-    return Prepared(train_items, val_items, {"train_rows": len(train_items), "val_rows": len(val_items),
-                                             "labels": len(names)}, meta)
+    return Prepared(
+        train_items, val_items, {"train_rows": len(train_items), "val_rows": len(val_items), "labels": len(names)}, meta
+    )
 
 
 def load_model(cfg, tokenizer, meta, source=None):
     names = meta["labels"]
-    return load_pretrained("AutoModelForTokenClassification", source or cfg.model, cfg.trust_remote_code,
-                           cfg.allow_pickle, num_labels=len(names), id2label=dict(enumerate(names)),
-                           label2id={n: i for i, n in enumerate(names)}, pad_token_id=tokenizer.pad_token_id)
+    return load_pretrained(
+        "AutoModelForTokenClassification",
+        source or cfg.model,
+        cfg.trust_remote_code,
+        cfg.allow_pickle,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 class TokenLoss(nn.Module):
@@ -125,8 +131,10 @@ def loss_module(model, meta=None):
 
 
 def collate_batch(items, tokenizer):
-    batch = {"input_ids": pad([x.input_ids for x in items], tokenizer.pad_token_id),
-             "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0)}
+    batch = {
+        "input_ids": pad([x.input_ids for x in items], tokenizer.pad_token_id),
+        "attention_mask": pad([[1] * len(x.input_ids) for x in items], 0),
+    }
     if items[0].labels is not None:
         batch["labels"] = pad([x.labels for x in items], IGNORE)
     return batch
@@ -136,16 +144,17 @@ def word_predictions(model, tokenizer, items, names, batch_size: int = 64) -> li
     """(tag, probability) per word; a word with no sub-token is 'O'."""
     from ..eval.infer import per_item
 
-    probs = per_item(model, items, functools.partial(collate_batch, tokenizer=tokenizer),
-                     lambda lg: torch.softmax(lg, -1).max(-1), batch_size)
+    probs = per_item(
+        model,
+        items,
+        functools.partial(collate_batch, tokenizer=tokenizer),
+        lambda lg: torch.softmax(lg, -1).max(-1),
+        batch_size,
+    )
     out = []
     for x, (p, i) in zip(items, probs):
         out.append([(names[int(i[t])], float(p[t])) if t >= 0 else ("O", 1.0) for t in x.first])
     return out
-
-
-def default_select(prepared) -> str:
-    return "entity_f1"
 
 
 def val_scores(model, tokenizer, prepared, cfg) -> dict:
@@ -194,15 +203,72 @@ def predict(run, inputs) -> list[dict]:
 
     names = run.meta["labels"]
     texts, spans = zip(*[_words(x) for x in inputs]) if inputs else ((), ())
-    items = [align(run.tokenizer, [w for w, _, _ in sp] or [""], None, {}, run.config.max_seq_len)
-             for sp in spans]
+    items = [align(run.tokenizer, [w for w, _, _ in sp] or [""], None, {}, run.config.max_seq_len) for sp in spans]
     preds = word_predictions(run.model, run.tokenizer, items, names)
     out = []
     for text, sp, pred in zip(texts, spans, preds):
         ents = []
-        for typ, a, b in entities([t for t, _ in pred][:len(sp)]):
+        for typ, a, b in entities([t for t, _ in pred][: len(sp)]):
             start, end = sp[a][1], sp[b][2]
-            score = sum(p for _, p in pred[a:b + 1]) / (b - a + 1)
+            score = sum(p for _, p in pred[a : b + 1]) / (b - a + 1)
             ents.append({"text": text[start:end], "type": typ, "start": start, "end": end, "score": round(score, 4)})
         out.append({"entities": ents})
     return out
+
+
+@register
+class Tokens(Task):
+    """Token classification (NER, tagging) with BIO tags, on encoders or decoders."""
+
+    NAME = "tokens"
+    DESCRIPTION = "token classification (NER): one BIO tag per word; CoNLL or JSONL {tokens, ner_tags}"
+    PEFT_TASK = "TOKEN_CLS"
+    AUTO_CLASS = "AutoModelForTokenClassification"
+    HEAD = ("classifier", "score")
+    SERVE_KIND = "tag"
+    LABELS = "tags"
+    ROW_FORMAT = "tagged"
+    CONLL = True
+    AUTO_LR = {"lora": 1e-3, "full": 1e-4}
+    SELECT_METRICS = ("entity_f1",)
+
+    prepare = staticmethod(prepare)
+    load_model = staticmethod(load_model)
+    loss_module = staticmethod(loss_module)
+    collate_batch = staticmethod(collate_batch)
+    val_scores = staticmethod(val_scores)
+    evaluate = staticmethod(evaluate)
+    predict = staticmethod(predict)
+
+    def default_select(self, prepared):
+        return "entity_f1"
+
+    def read_inputs(self, path, cfg):
+        if Path(path).suffix.lower() not in CONLL_SUFFIXES:
+            return None
+        return [{"tokens": s.words} for s in read_tagged(path, cfg.columns)]
+
+    def read_row(self, path, line, row, cfg, fmt):
+        return tagged_row(path, line, row)
+
+    def check_item(self, path, item, conll):
+        check_bio(path, item, conll)
+
+    def row_content(self, item):
+        return " ".join(item.words), " ".join(item.tags)
+
+    def row_labels(self, item):
+        return [t[2:] for t in item.tags if t.startswith("B-")]
+
+    def row_targets(self, item):
+        return item.tags
+
+    def measure(self, cfg, tokenizer, records):
+        ids = tokenizer([r.item.words for r in records], is_split_into_words=True)["input_ids"] if records else []
+        return cut_lengths(ids, cfg.max_seq_len)
+
+    def calibration_items(self, cfg, tokenizer, records, lengths, idx):
+        names = tag_order(t for i in idx for t in records[i].item.tags)
+        index = {t: k for k, t in enumerate(names)}
+        rows = [records[i].item for i in median_rows(lengths, idx, cfg.batch_size)]
+        return _encode(tokenizer, rows, index, cfg), {"labels": names}

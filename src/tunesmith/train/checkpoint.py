@@ -5,6 +5,7 @@ safetensors, the rest as JSON: no pickle anywhere), and `state.json` (step, data
 states, best-so-far). It is built in a temporary folder, fsynced and renamed into place, so a folder named
 `step-N` is always complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,7 @@ def _fsync(path: Path) -> None:
 def _rng_state() -> tuple[dict, dict]:
     py = random.getstate()
     np_state = np.random.get_state()
-    meta = {"python": [py[0], list(py[1]), py[2]],
-            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+    meta = {"python": [py[0], list(py[1]), py[2]], "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
     tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -130,8 +130,11 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name)) and p.is_dir()
-             and (p / "state.json").is_file()]
+    found = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := _STEP.match(p.name)) and p.is_dir() and (p / "state.json").is_file()
+    ]
     return [p for _, p in sorted(found)]
 
 

@@ -2,9 +2,9 @@
 
 Built on accelerate, so `accelerate launch` / `torchrun` gives data-parallel training unchanged.
 """
+
 from __future__ import annotations
 
-import functools
 import json
 import math
 import shutil
@@ -15,18 +15,26 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig, save_config
-from ..data.validate import invalid_rows, summary as problems_line
-from ..data.batch import LengthBucketSampler, collate_packed, ordered_loader, real_tokens
+from ..data.batch import LengthBucketSampler, ordered_loader, real_tokens
+from ..data.validate import invalid_rows
+from ..data.validate import summary as problems_line
 from ..errors import Interrupted, RunStopped, TunesmithError
 from ..eval.evaluate import evaluate_loss
-from ..models.attention import use_padding_free
 from ..models.load import load_tokenizer
-from ..models.peft_wrap import count_params, wrap
+from ..run import Run
 from ..tasks import get_task
-from .checkpoint import clean_partial, list_checkpoints, load_checkpoint, save_checkpoint, save_weights, write_json_atomic
-from .perf import speed_setup, tune_malloc
+from .checkpoint import (
+    clean_partial,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+    write_json_atomic,
+)
+from .perf import tune_malloc
 from .report import MetricsLog, plot_losses
 from .select import Selector, auto_epochs, metric_for, stop_reason
+from .setup import setup_model
 
 AUTO_LR = {"lora": 1e-3, "full": 5e-5}
 
@@ -68,9 +76,15 @@ class _Progress:
         if self.tty:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:.0f} tok/s"),
-                                TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+            self.bar = Progress(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:.0f} tok/s"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self.task = self.bar.add_task("train", total=total, loss=float("nan"), tps=0.0)
             self.bar.start()
 
@@ -140,8 +154,6 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     from accelerate.utils import set_seed
     from transformers import get_scheduler
 
-    from ..run import Run
-
     if Path(cfg.model).expanduser().exists():  # so the run folder still finds its base from another cwd
         cfg = cfg.model_copy(update={"model": str(Path(cfg.model).expanduser().resolve())})
     out = Path(cfg.output)
@@ -153,27 +165,28 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=task.CHAT)
     for path in filter(None, (cfg.data, cfg.val_data)):  # several bad rows: say how many, not just the first
-        problems = invalid_rows(path, cfg.task, cfg)
+        problems = invalid_rows(path, task, cfg)
         if len(problems) > 1:
             raise TunesmithError(problems_line(problems))
     data = task.prepare(cfg, tokenizer, log)  # bad rows stop us here, before any folder is written
 
-    chosen = auto_settings(cfg, len(data.train), getattr(task, "AUTO_LR", None))
+    chosen = auto_settings(cfg, len(data.train), task.AUTO_LR)
     auto_cap = None
     if "epochs" in chosen:
         cap, why = auto_epochs(len(data.train))
         auto_cap = f"{cap:g} epochs: {why}"
     if chosen:
-        log("auto settings: " + ", ".join(f"{k}={v:g}" for k, v in chosen.items())
-            + f" (from {len(data.train)} training examples, method {cfg.method})")
+        log(
+            "auto settings: "
+            + ", ".join(f"{k}={v:g}" for k, v in chosen.items())
+            + f" (from {len(data.train)} training examples, method {cfg.method})"
+        )
         cfg = cfg.model_copy(update=chosen)
     metric = metric_for(task, cfg, data)
     # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
-    model = wrap(task.load_model(cfg, tokenizer, data.meta), cfg.method, cfg.lora, task.PEFT_TASK, task.HEAD)
-    trainable, total = count_params(model)
-    log(f"model: {cfg.model}, method {cfg.method}: {trainable:,} trainable of {total:,} parameters")
-    loss_mod = task.loss_module(model, data.meta)
+    setup = setup_model(cfg, task, tokenizer, data.meta, log)
+    loss_mod, optimizer, params, neftune = setup.loss_mod, setup.optimizer, setup.params, setup.neftune
     if start_from is None:
         prepare_run_dir(out, force)
     else:
@@ -182,39 +195,42 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     if data.meta:
         (out / "task.json").write_text(json.dumps(data.meta, indent=2))
 
-    collate_fn = functools.partial(task.collate_batch, tokenizer=tokenizer)
-    if cfg.padding_free and getattr(task, "PADDING_FREE", False) and use_padding_free(model):
-        collate_fn = collate_packed
-    speed_setup(model, cfg, log)
-    neftune = None
-    if cfg.neftune_alpha:
-        from ..models.neftune import NEFTune
-
-        neftune = NEFTune(model, cfg.neftune_alpha)
     sampler = LengthBucketSampler([len(x.input_ids) for x in data.train], cfg.batch_size, cfg.seed)
-    train_dl = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, collate_fn=collate_fn)
-    val_dl = ordered_loader(data.val, cfg.batch_size * 2, collate_fn) if data.val else None
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    # fused: one kernel over all parameters; 0.14 s against 0.89 s (foreach) per step for 135M parameters here
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    train_dl = torch.utils.data.DataLoader(data.train, batch_sampler=sampler, collate_fn=setup.collate)
+    val_dl = ordered_loader(data.val, cfg.batch_size * 2, setup.collate) if data.val else None
     loss_mod, optimizer, train_dl = accelerator.prepare(loss_mod, optimizer, train_dl)
     if val_dl is not None:
         val_dl = accelerator.prepare(val_dl)
 
     steps_per_epoch = max(1, len(train_dl) // cfg.grad_accum)
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    scheduler = get_scheduler(cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup",
-                              optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
+    scheduler = get_scheduler(
+        cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=int(cfg.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
     # Auto length evaluates once an epoch (the unit in which a small set's facts come round again).
-    eval_every = cfg.eval_every or (min(steps_per_epoch, total_steps) if auto_cap and cfg.epochs >= 3
-                                    else max(1, total_steps // 5))
+    eval_every = cfg.eval_every or (
+        min(steps_per_epoch, total_steps) if auto_cap and cfg.epochs >= 3 else max(1, total_steps // 5)
+    )
 
     # What the loop carries between steps; a checkpoint saves exactly this.
-    st = {"epoch": 0, "batches_in_epoch": 0, "tokens": 0, "best": None, "best_loss": None, "best_step": None,
-          "bad_evals": 0, "elapsed": 0.0, "eval_seconds": 0.0, "skipped_steps": 0, "select_by": metric,
-          "auto_cap": auto_cap, "eval_every": eval_every}
+    st = {
+        "epoch": 0,
+        "batches_in_epoch": 0,
+        "tokens": 0,
+        "best": None,
+        "best_loss": None,
+        "best_step": None,
+        "bad_evals": 0,
+        "elapsed": 0.0,
+        "eval_seconds": 0.0,
+        "skipped_steps": 0,
+        "select_by": metric,
+        "auto_cap": auto_cap,
+        "eval_every": eval_every,
+    }
     step = 0
     if start_from is not None and start_from != out:
         saved = load_checkpoint(start_from, accelerator.unwrap_model(loss_mod).model, optimizer, scheduler)
@@ -236,17 +252,28 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         log(f"{out}: interrupted before its first checkpoint; starting it again from step 0")
     save_every = cfg.save_steps or eval_every
     length = f"up to {total_steps} steps" if auto_cap else f"{total_steps} steps"
-    log(f"training: {length} ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
+    log(
+        f"training: {length} ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
         f" x accum {cfg.grad_accum}, lr {cfg.lr:g} {cfg.scheduler}, eval every {eval_every} steps, "
-        f"checkpoint every {save_every}")
+        f"checkpoint every {save_every}"
+    )
     if val_dl is not None:
-        stopping = ("never stops early" if cfg.early_stopping_patience is None else
-                    f"stops after {cfg.early_stopping_patience} evaluations without a better score")
-        cost = (f"; each evaluation answers {min(len(data.val), cfg.val_generate_rows)} validation rows greedily"
-                if metric != "loss" and getattr(task, "GENERATES", False) else "")
+        stopping = (
+            "never stops early"
+            if cfg.early_stopping_patience is None
+            else f"stops after {cfg.early_stopping_patience} evaluations without a better score"
+        )
+        cost = (
+            f"; each evaluation answers {min(len(data.val), cfg.val_generate_rows)} validation rows greedily"
+            if metric != "loss" and task.GENERATES
+            else ""
+        )
         ties = " (ties: lower loss)" if metric != "loss" else ""
-        log(f"plan: keep the weights with the best validation {metric}{ties}; {stopping}"
-            + (f"; cap {auto_cap}" if auto_cap else "") + cost)
+        log(
+            f"plan: keep the weights with the best validation {metric}{ties}; {stopping}"
+            + (f"; cap {auto_cap}" if auto_cap else "")
+            + cost
+        )
 
     resumed = start_from not in (None, out)
     metrics = MetricsLog(out, cfg.tensorboard, resume_step=step if resumed else None)
@@ -258,35 +285,39 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     bar = _Progress(total_steps)
     loss_mod.train()
 
-    acc_name = getattr(task, "ACCURACY_NAME", "token_acc")
+    acc_name = task.ACCURACY_NAME
     last_saved = step if resumed else None
 
     def checkpoint():
         nonlocal last_saved
         if accelerator.is_main_process and last_saved != step:
             now = {**st, **sel.state(), "elapsed": st["elapsed"] + time.perf_counter() - t0}
-            save_checkpoint(out, step, accelerator.unwrap_model(loss_mod).model, optimizer, scheduler, now,
-                            cfg.keep_checkpoints)
+            save_checkpoint(
+                out, step, accelerator.unwrap_model(loss_mod).model, optimizer, scheduler, now, cfg.keep_checkpoints
+            )
         last_saved = step
 
     def run_eval() -> bool:
         nonlocal last_eval_step
         t_eval = time.perf_counter()
-        row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, 'sum'))}
+        row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, "sum"))}
         scores = ""
         if metric != "loss":
             model_now = accelerator.unwrap_model(loss_mod).model
             row.update({f"eval_{k}": v for k, v in task.val_scores(model_now, tokenizer, data, cfg).items()})
             loss_mod.train()
-            scores = "  " + "  ".join(f"{k[5:]} {v:.3f}" for k, v in row.items()
-                                      if k.startswith("eval_") and k[5:] in task.SELECT_METRICS)
+            scores = "  " + "  ".join(
+                f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("eval_") and k[5:] in task.SELECT_METRICS
+            )
         spent = time.perf_counter() - t_eval
         st["eval_seconds"] += spent
         row["eval_seconds"] = round(spent, 2)
         metrics.write(row)
         last_eval_step = step
-        bar.log(f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
-                f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}")
+        bar.log(
+            f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
+            f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}"
+        )
         if sel.update(row, step):
             if accelerator.is_main_process:
                 save_weights(accelerator.unwrap_model(loss_mod).model, out)
@@ -299,7 +330,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             f"step {step + 1}: {what} is {value} (not finite). Likely causes: a learning rate too high "
             f"(lr {cfg.lr:g}), no or weak gradient clipping (max_grad_norm {cfg.max_grad_norm}), or bad "
             f"rows. Last good checkpoint: {kept[-1] if kept else 'none'}; continue with a lower rate: "
-            f"tunesmith train --resume {out} --lr {cfg.lr / 10:g} (or set on_nonfinite: skip)")
+            f"tunesmith train --resume {out} --lr {cfg.lr / 10:g} (or set on_nonfinite: skip)"
+        )
 
     try:
         with _Signals() as signals:
@@ -343,9 +375,15 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                     step += 1
                     now = time.perf_counter()
                     tps = window_tokens / max(now - t_window, 1e-9)
-                    row = {"step": step, "epoch": round(st["epoch"] + 1e-9, 4), "train_loss": window_loss / window_n,
-                           "lr": scheduler.get_last_lr()[0], "tokens_per_s": tps, "tokens": st["tokens"],
-                           "elapsed": round(st["elapsed"] + now - t0, 4)}
+                    row = {
+                        "step": step,
+                        "epoch": round(st["epoch"] + 1e-9, 4),
+                        "train_loss": window_loss / window_n,
+                        "lr": scheduler.get_last_lr()[0],
+                        "tokens_per_s": tps,
+                        "tokens": st["tokens"],
+                        "elapsed": round(st["elapsed"] + now - t0, 4),
+                    }
                     if bad_step:
                         st["skipped_steps"] += 1
                         row["skipped"] = True
@@ -361,8 +399,10 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                         checkpoint()
                         t_window = time.perf_counter()
                     if signals.received is not None:
-                        raise Interrupted(f"interrupted at step {step} of {total_steps}; checkpoint saved. "
-                                          f"Resume with: tunesmith train --resume {out}")
+                        raise Interrupted(
+                            f"interrupted at step {step} of {total_steps}; checkpoint saved. "
+                            f"Resume with: tunesmith train --resume {out}"
+                        )
                     if done:
                         break
                 else:
@@ -372,8 +412,14 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         bar.close()
         metrics.close()
 
-    reason = stop_reason(sel, stopped_early=stopped_early, step=step, auto_cap=auto_cap,
-                         has_val=val_dl is not None, last_eval_step=last_eval_step)
+    reason = stop_reason(
+        sel,
+        stopped_early=stopped_early,
+        step=step,
+        auto_cap=auto_cap,
+        has_val=val_dl is not None,
+        last_eval_step=last_eval_step,
+    )
     log(f"stopped: {reason}")
     if sel.best_step is None and accelerator.is_main_process:  # no validation data: keep the last weights
         save_weights(accelerator.unwrap_model(loss_mod).model, out)
@@ -381,18 +427,38 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     if accelerator.is_main_process:
         tokenizer.save_pretrained(out)
         plot_losses(metrics.rows, out / "loss_curve.png")
-        summary = {"task": cfg.task, "method": cfg.method, "model": cfg.model, "steps": step,
-                   "epochs": round(step / steps_per_epoch, 3), "tokens": st["tokens"],
-                   "train_seconds": round(elapsed, 1), "tokens_per_s": round(st["tokens"] / max(elapsed, 1e-9), 1),
-                   "best_eval_loss": sel.best_loss, "best_step": sel.best_step, "select_by": metric,
-                   f"best_eval_{metric}": sel.best, "stopped_early": stopped_early, "stop_reason": reason,
-                   "eval_seconds": round(st["eval_seconds"], 1), "skipped_steps": st["skipped_steps"],
-                   "resumed": resumed, "trainable_params": trainable, "total_params": total,
-                   "data": data.info, "auto": chosen}
+        summary = {
+            "task": cfg.task,
+            "method": cfg.method,
+            "model": cfg.model,
+            "steps": step,
+            "epochs": round(step / steps_per_epoch, 3),
+            "tokens": st["tokens"],
+            "train_seconds": round(elapsed, 1),
+            "tokens_per_s": round(st["tokens"] / max(elapsed, 1e-9), 1),
+            "best_eval_loss": sel.best_loss,
+            "best_step": sel.best_step,
+            "select_by": metric,
+            f"best_eval_{metric}": sel.best,
+            "stopped_early": stopped_early,
+            "stop_reason": reason,
+            "eval_seconds": round(st["eval_seconds"], 1),
+            "skipped_steps": st["skipped_steps"],
+            "resumed": resumed,
+            "trainable_params": setup.trainable,
+            "total_params": setup.total,
+            "data": data.info,
+            "auto": chosen,
+        }
         write_json_atomic(out / "summary.json", summary)  # written last: its presence marks a finished run
-        kept = (f"best weights from step {sel.best_step} (validation {metric} {sel.best:.4g})"
-                if sel.best_step is not None else "final weights")
-        log(f"done in {elapsed:.0f}s ({st['eval_seconds']:.0f}s of it validation, "
+        kept = (
+            f"best weights from step {sel.best_step} (validation {metric} {sel.best:.4g})"
+            if sel.best_step is not None
+            else "final weights"
+        )
+        log(
+            f"done in {elapsed:.0f}s ({st['eval_seconds']:.0f}s of it validation, "
             f"{st['eval_seconds'] / max(elapsed, 1e-9):.0%}): {step} steps, {st['tokens']:,} tokens; "
-            f"kept {kept} in {out}")
+            f"kept {kept} in {out}"
+        )
     return Run(out)

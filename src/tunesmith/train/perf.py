@@ -1,4 +1,5 @@
-"""Process-level speed settings, each kept because it measured faster on CPU (README, "Speed")."""
+"""Process-level speed settings, each kept because it measured faster on CPU (docs/speed.md)."""
+
 from __future__ import annotations
 
 import ctypes
@@ -50,8 +51,14 @@ def speed_setup(model, cfg, log) -> None:
 
 
 def _decoder_layers(base):
-    for path in ("model.layers", "model.decoder.layers", "transformer.h", "bert.encoder.layer",
-                 "encoder.layer", "layers"):
+    for path in (
+        "model.layers",
+        "model.decoder.layers",
+        "transformer.h",
+        "bert.encoder.layer",
+        "encoder.layer",
+        "layers",
+    ):
         node = base
         for part in path.split("."):
             node = getattr(node, part, None)

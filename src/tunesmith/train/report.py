@@ -1,4 +1,5 @@
 """What a run leaves behind besides weights: metrics.jsonl, TensorBoard events, the loss-curve PNG."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ The selection metric is what the user cares about (the task's own: fact accuracy
 SFT rows that carry `must_contain`, accuracy for classification, entity F1 for tagging); loss breaks ties,
 so a small validation set whose score moves in coarse steps still keeps the best-fitting weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,16 +32,16 @@ def auto_epochs(n_train: int) -> tuple[float, str]:
 
 def metric_for(task, cfg, prepared) -> str:
     """`cfg.select_by`, checked against what the task can score; None = the task's default."""
-    offered = tuple(getattr(task, "SELECT_METRICS", ()))
+    offered = tuple(task.SELECT_METRICS)
     if cfg.select_by is None:
-        default = getattr(task, "default_select", None)
-        return default(prepared) if default and prepared.val else "loss"
+        return task.default_select(prepared) if prepared.val else "loss"
     if cfg.select_by != "loss" and cfg.select_by not in offered:
-        raise TunesmithError(f"select_by '{cfg.select_by}' is not available for task {cfg.task}; "
-                             f"choose one of: {', '.join(('loss',) + offered)}")
-    check = getattr(task, "check_select", None)
-    if check and cfg.select_by != "loss":
-        check(cfg.select_by, prepared)  # e.g. contains needs validation rows that carry must_contain
+        raise TunesmithError(
+            f"select_by '{cfg.select_by}' is not available for task {cfg.task}; "
+            f"choose one of: {', '.join(('loss',) + offered)}"
+        )
+    if cfg.select_by != "loss":
+        task.check_select(cfg.select_by, prepared)  # e.g. contains needs validation rows that carry must_contain
     return cfg.select_by
 
 
@@ -78,24 +79,32 @@ class Selector:
         return self.patience is not None and self.bad_evals >= self.patience
 
     def state(self) -> dict:
-        return {"best": self.best, "best_loss": self.best_loss, "best_step": self.best_step,
-                "bad_evals": self.bad_evals}
+        return {
+            "best": self.best,
+            "best_loss": self.best_loss,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+        }
 
 
-def stop_reason(sel: Selector, *, stopped_early: bool, step: int, auto_cap: str | None, has_val: bool,
-                last_eval_step: int | None) -> str:
+def stop_reason(
+    sel: Selector, *, stopped_early: bool, step: int, auto_cap: str | None, has_val: bool, last_eval_step: int | None
+) -> str:
     if not has_val:
         return f"no validation data: trained all {step} steps and kept the final weights"
     name = f"validation {sel.metric}"
     if sel.best_step == 0 and last_eval_step:
-        return (f"{name} never beat the base model (step 0), so the kept weights are the base's: try a higher "
-                f"--lr, more epochs or more data")
+        return (
+            f"{name} never beat the base model (step 0), so the kept weights are the base's: try a higher "
+            f"--lr, more epochs or more data"
+        )
     if stopped_early:
-        return (f"{name} stopped improving after step {sel.best_step} "
-                f"(no better score in {sel.patience} evaluations)")
+        return f"{name} stopped improving after step {sel.best_step} (no better score in {sel.patience} evaluations)"
     if auto_cap is None:
         return f"reached the requested {step} steps; best {name} at step {sel.best_step}"
     if sel.best_step == last_eval_step and sel.best_step not in (None, 0):
-        return (f"cap reached while still improving ({auto_cap}); best {name} at the last evaluation, "
-                f"step {sel.best_step}: more epochs may help (--epochs)")
+        return (
+            f"cap reached while still improving ({auto_cap}); best {name} at the last evaluation, "
+            f"step {sel.best_step}: more epochs may help (--epochs)"
+        )
     return f"cap reached ({auto_cap}); best {name} at step {sel.best_step}"

@@ -34,7 +34,7 @@ def norm(text):
 
 def ngrams(text, n=NGRAM):
     w = words(text)
-    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
 
 
 def fail(setname, fid, msg):
@@ -77,18 +77,22 @@ def validate(setname, facts):
         train_grams = set().union(*(ngrams(q) for q in f["train"]))
         for q in f["test"]:
             if norm(q) in all_train:
-                fail(setname, fid, f"test question {q!r} equals a train question "
-                                   f"of fact {all_train[norm(q)]!r}")
+                fail(setname, fid, f"test question {q!r} equals a train question of fact {all_train[norm(q)]!r}")
             shared = ngrams(q) & train_grams
             if shared:
-                fail(setname, fid, f"test question {q!r} shares {NGRAM} words "
-                                   f"{' '.join(sorted(shared)[0])!r} with a train question")
+                fail(
+                    setname,
+                    fid,
+                    f"test question {q!r} shares {NGRAM} words {' '.join(sorted(shared)[0])!r} with a train question",
+                )
 
 
 def row(q, f):
-    return {"messages": [{"role": "user", "content": q},
-                         {"role": "assistant", "content": f["answer"]}],
-            "must_contain": list(f["must_contain"]), "fact": f["id"]}
+    return {
+        "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": f["answer"]}],
+        "must_contain": list(f["must_contain"]),
+        "fact": f["id"],
+    }
 
 
 def write(path, rows):

@@ -1,28 +1,36 @@
 """`tunesmith check`: the data doctor. Everything training would object to, and what it would cost,
 before any compute is spent. Errors (rows training would refuse) make it fail; the rest are warnings.
 
-    from tunesmith.data.check import check
+    from tunesmith.check import check
     report = check("train.jsonl", val="val.jsonl", model="smollm2-135m")   # the same dict as --json
 """
+
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..config import RunConfig, build_config
+from ..data import validate
+from ..data.formats import describe
+from ..data.validate import summary
 from ..errors import TunesmithError
-from . import dedup, pii, validate
+from ..tasks import get_task
+from . import dedup, pii
 from . import estimate as est
 from . import fix as fixer
-from .formats import describe
-from .validate import invalid_rows, summary  # the cheap pre-flight `train` can call
 
 SPLITS = ("val", "test")
 
 
-def _config(data, val, model, task, cfg):
-    from ..config import RunConfig, build_config
+def invalid_rows(path, task: str = "sft", cfg: RunConfig | None = None) -> list[dict]:
+    """Every problem in one file as {file, line, field, problem}; [] when training would accept it. Cheap:
+    no tokenizer, no torch."""
+    return validate.parse(path, get_task(task), cfg or RunConfig(data=str(path), task=task)).invalid()
 
+
+def _config(data, val, model, task, cfg):
     given = {"data": str(data), "val_data": None if val is None else str(val), "model": model, "task": task}
     given = {k: v for k, v in given.items() if v is not None}
     if cfg is None:
@@ -47,52 +55,90 @@ def _status(message: str, show: bool):
 
 
 def _format_name(p) -> str | None:
-    if p.fmt in ("labelled", "tagged"):
-        return {"labelled": "labelled text", "tagged": "tagged sentences"}[p.fmt]
-    return describe(p.fmt) if p.fmt else None
-
-
-def _labels(task, item) -> list:
-    return item.labels if task == "classify" else [t[2:] for t in item.tags if t.startswith("B-")]
+    """A task's own row layout (ROW_FORMAT) by its name; a detected chat/text layout as formats describes it."""
+    own = {"labelled": "labelled text", "tagged": "tagged sentences"}
+    if p.fmt in own or p.fmt is None:
+        return own.get(p.fmt)
+    try:
+        return describe(p.fmt)
+    except StopIteration:
+        return p.fmt
 
 
 def _unseen(task, cfg, train, others) -> tuple[list, dict | None]:
-    """Classify: a val/test label never seen in training is an error (train stops on it). Tokens: a warning
-    (train scores such tags as misses). Also: classification needs two labels at least."""
-    if task not in ("classify", "tokens") or train.error:
+    """Label counts for the class balance, problems training would refuse in them (classify: one label),
+    and val/test targets training never saw: errors or warnings, as the task says."""
+    if not task.LABELS or train.error:
         return [], None
     items = [r.item for r in train.valid]
     counts: dict = {}
     for it in items:
-        for lab in _labels(task, it):
+        for lab in task.row_labels(it):
             counts[lab] = counts.get(lab, 0) + 1
-    problems, unseen = [], []
-    if task == "classify" and items and len(counts) < 2:
-        problems.append(validate.entry(train.path, None, "classification needs at least two different labels, "
-                                       f"found {sorted(counts, key=str) or 'none'}", cfg.label_column))
-    known = set(counts) if task == "classify" else {t for it in items for t in it.tags}
+    problems = (
+        [validate.entry(train.path, None, msg, fld) for msg, fld in task.label_problems(counts, cfg)] if items else []
+    )
+    known = {t for it in items for t in task.row_targets(it)}
+    unseen = []
     for p in others.values():
         for r in p.valid:
-            new = [x for x in (r.item.labels if task == "classify" else r.item.tags) if x not in known]
-            if new and task == "classify":
-                r.problem, r.field = f"label {new[0]!r} does not occur in the training data", cfg.label_column
+            new = [x for x in task.row_targets(r.item) if x not in known]
+            error = task.unseen_problem(new[0], cfg) if new else None
+            if error:
+                r.problem, r.field = error
             elif new:
                 unseen.append(f"{r.file}:{r.line}: {', '.join(sorted(set(new)))}")
     ordered = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
     ratio = round(max(counts.values()) / min(counts.values()), 2) if counts else None
-    return problems, {"labels": ordered, "max_to_min": ratio, "unseen_in_training": unseen}
+    return problems, {
+        "labels": ordered,
+        "max_to_min": ratio,
+        "unseen_in_training": unseen,
+        "unit": "rows" if task.LABELS == "labels" else "entities",
+    }
 
 
 def _empty_result(cfg, train) -> dict:
-    return {"file": str(train.path), "task": cfg.task, "model": cfg.model, "format": train.fmt,
-            "format_description": _format_name(train), "file_kind": train.kind, "rows": len(train.records),
-            "valid_rows": len(train.valid), "invalid_rows": [], "errors": 0, "ok": True, "token_stats": None,
-            "duplicates": None, "near_duplicates": None, "leakage": {s: None for s in SPLITS}, "conflicts": None,
-            "class_balance": None, "pii": None, "estimate": None, "warnings": []}
+    task = get_task(cfg.task)
+    return {
+        "file": str(train.path),
+        "task": cfg.task,
+        "chat": task.CHAT,
+        "packed": task.PACKED,
+        "model": cfg.model,
+        "format": train.fmt,
+        "format_description": _format_name(train),
+        "file_kind": train.kind,
+        "rows": len(train.records),
+        "valid_rows": len(train.valid),
+        "invalid_rows": [],
+        "errors": 0,
+        "ok": True,
+        "token_stats": None,
+        "duplicates": None,
+        "near_duplicates": None,
+        "leakage": {s: None for s in SPLITS},
+        "conflicts": None,
+        "class_balance": None,
+        "pii": None,
+        "estimate": None,
+        "warnings": [],
+    }
 
 
-def check(data, val=None, test=None, model=None, task=None, cfg=None, estimate=True, fix=None,
-          near=True, near_threshold=dedup.NEAR_THRESHOLD, show_progress=False) -> dict:
+def check(
+    data,
+    val=None,
+    test=None,
+    model=None,
+    task=None,
+    cfg=None,
+    estimate=True,
+    fix=None,
+    near=True,
+    near_threshold=dedup.NEAR_THRESHOLD,
+    show_progress=False,
+) -> dict:
     """Check a training file (and optional val/test files) for the model and task of `cfg`.
 
     `cfg`: a RunConfig or dict (model, task, max_seq_len, batch_size, epochs, method, columns, ...); the
@@ -100,7 +146,7 @@ def check(data, val=None, test=None, model=None, task=None, cfg=None, estimate=T
     `fix`: write a cleaned copy of `data` there, and OUT.changes.jsonl. Returns the report as a JSON-able dict.
     """
     cfg = _config(data, val, model, task, cfg)
-    task, val = cfg.task, cfg.val_data
+    task, val = get_task(cfg.task), cfg.val_data
     train = validate.parse(data, task, cfg)
     others = {s: validate.parse(p, task, cfg) for s, p in zip(SPLITS, (val, test)) if p}
     if fix and not train.error:
@@ -134,7 +180,7 @@ def _content(res, train, others, balance, near, threshold, fix):
             continue
         leaked, hit = dedup.leakage(rows, p.valid)
         res["leakage"][s] = len(leaked)
-        res["leakage_examples"][s] = [f"{r.file}:{r.line}" for r in leaked[:dedup.SHOWN]]
+        res["leakage_examples"][s] = [f"{r.file}:{r.line}" for r in leaked[: dedup.SHOWN]]
         leaked_idx.update({i: Path(p.path).name for i in hit})
     res["conflicts"], res["conflict_groups"] = dedup.conflicts(rows)
     res["class_balance"] = balance
@@ -147,31 +193,36 @@ def _content(res, train, others, balance, near, threshold, fix):
 
 def _tokens(res, cfg, train, has_val, estimate, show_progress):
     from ..models.load import load_tokenizer
-    from ..tasks import get_task
 
-    task = cfg.task
+    task = get_task(cfg.task)
     with _status(f"tokenizing {len(train.valid):,} rows with {cfg.model}'s tokenizer", show_progress):
-        tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=get_task(task).CHAT)
-        lens = est.lengths(task, cfg, tokenizer, train.valid)
+        tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=task.CHAT)
+        lens = task.measure(cfg, tokenizer, train.valid)
     res["token_stats"] = est.stats(lens.full, cfg.max_seq_len, lens.truncated, lens.dropped)
     plan = est.plan(task, cfg, lens, has_val)
     idx = plan.pop("_train_idx")
-    plan.update({"seconds": None, "tokens_per_s": None, "calibration": None, "model": cfg.model,
-                 "method": cfg.method})
+    plan.update({"seconds": None, "tokens_per_s": None, "calibration": None, "model": cfg.model, "method": cfg.method})
     res["estimate"] = plan
     if not estimate or not plan["train_rows"]:
         return
     try:
-        items, meta = est.calibration_items(task, cfg, tokenizer, train.valid, lens, idx)
-        msg = (f"calibrating: {est.WARMUP_STEPS}+{est.TIMED_STEPS} training steps of {len(items)} median-length "
-               f"rows on {cfg.model} ({cfg.method})")
+        items, meta = task.calibration_items(cfg, tokenizer, train.valid, lens, idx)
+        msg = (
+            f"calibrating: {est.WARMUP_STEPS}+{est.TIMED_STEPS} training steps of {len(items)} median-length "
+            f"rows on {cfg.model} ({cfg.method})"
+        )
         with _status(msg, show_progress):
             cal = est.calibrate(task, cfg, tokenizer, items, meta)
     except TunesmithError as e:  # e.g. a model with no such head: the rest of the report still stands
         plan["calibration"] = {"error": str(e)}
         return
-    plan.update({"calibration": cal, "tokens_per_s": cal["tokens_per_s"],
-                 "seconds": round(plan["tokens"] / cal["tokens_per_s"], 1)})
+    plan.update(
+        {
+            "calibration": cal,
+            "tokens_per_s": cal["tokens_per_s"],
+            "seconds": round(plan["tokens"] / cal["tokens_per_s"], 1),
+        }
+    )
 
 
 def _warnings(res) -> list[str]:

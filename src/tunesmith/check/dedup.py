@@ -4,13 +4,11 @@ A row's content is (input, output): the conversation before its last answer and 
 label(s), a sentence and its tags, or a plain text with no output. Comparing content rather than raw lines
 makes two rows with the same fields in another order, or another column name, count as the same row.
 """
+
 from __future__ import annotations
 
 import json
 import re
-
-from .formats import Example
-from .labelled import LabelledText, TaggedSentence
 
 NEAR_THRESHOLD = 0.8  # Jaccard similarity of word 3-gram sets
 SHINGLE, MIN_WORDS = 3, 8  # shorter texts are compared only by their normalised form
@@ -19,19 +17,6 @@ SHINGLE, MIN_WORDS = 3, 8  # shorter texts are compared only by their normalised
 BANDS, ROWS = 20, 6
 BUCKET_ALL_PAIRS = 100  # larger buckets: each row is compared with the first and the previous one only
 SHOWN = 5  # example groups kept in the report
-
-
-def content(item) -> tuple[str, str]:
-    if isinstance(item, Example):
-        if item.messages is None:
-            return item.text, ""
-        *before, last = item.messages
-        return "\n".join(f"{m['role']}: {m['content']}" for m in before), last["content"]
-    if isinstance(item, LabelledText):
-        return item.text + ("" if item.pair is None else "\n" + item.pair), ",".join(map(str, item.labels))
-    if isinstance(item, TaggedSentence):
-        return " ".join(item.words), " ".join(item.tags)
-    raise TypeError(type(item).__name__)
 
 
 _PUNCT = re.compile(r"[^\w\s]")
@@ -46,7 +31,7 @@ def keys(records) -> list[tuple[str, str, str]]:
     """(exact key, normalised key, normalised input) per record."""
     out = []
     for r in records:
-        inp, outp = content(r.item)
+        inp, outp = r.content
         out.append((json.dumps([inp, outp]), normalise(inp) + "\x1f" + normalise(outp), normalise(inp)))
     return out
 
@@ -138,7 +123,7 @@ def duplicates(records, threshold: float = NEAR_THRESHOLD, near: bool = True) ->
                 seen[k] = i
     if near:  # one text per normalised form: its copies are joined already, and would only fill buckets
         reps = list(first_norm.values())
-        texts = ["\n".join(content(records[i].item)) for i in reps]
+        texts = ["\n".join(records[i].content) for i in reps]
         for i, j in similar_pairs(texts, threshold):
             similar.join(reps[i], reps[j])
     for g in exact.groups():  # exact copies belong to their near group too
@@ -148,10 +133,14 @@ def duplicates(records, threshold: float = NEAR_THRESHOLD, near: bool = True) ->
     n_exact = sum(len(g) - 1 for g in exact_groups)
     near_groups = [g for g in similar.groups() if len({ks[i][0] for i in g}) > 1]
     n_near = sum(len({ks[i][0] for i in g}) - 1 for g in near_groups)
-    return {"duplicates": n_exact, "near_duplicates": n_near, "near_threshold": threshold,
-            "duplicate_groups": [[_where(records[i]) for i in g] for g in exact_groups[:SHOWN]],
-            "near_duplicate_groups": [[_where(records[i]) for i in g] for g in near_groups[:SHOWN]],
-            "_copies": {i: g[0] for g in exact_groups for i in g[1:]}}
+    return {
+        "duplicates": n_exact,
+        "near_duplicates": n_near,
+        "near_threshold": threshold,
+        "duplicate_groups": [[_where(records[i]) for i in g] for g in exact_groups[:SHOWN]],
+        "near_duplicate_groups": [[_where(records[i]) for i in g] for g in near_groups[:SHOWN]],
+        "_copies": {i: g[0] for g in exact_groups for i in g[1:]},
+    }
 
 
 def leakage(train, other) -> tuple[list, set]:
@@ -170,7 +159,7 @@ def leakage(train, other) -> tuple[list, set]:
 def conflicts(records) -> tuple[int, list]:
     """Inputs that occur with different outputs (answers, labels or tags), after normalising both."""
     outs: dict[str, dict[str, int]] = {}
-    for i, (r, (_, nk, ni)) in enumerate(zip(records, keys(records))):
+    for i, (_r, (_, nk, ni)) in enumerate(zip(records, keys(records))):
         out = nk.split("\x1f", 1)[1]
         if out:  # plain text has no output to disagree on
             outs.setdefault(ni, {}).setdefault(out, i)

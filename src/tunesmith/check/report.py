@@ -1,4 +1,5 @@
 """The readable form of a `check` report: rich tables on stderr, like `tunesmith eval`'s."""
+
 from __future__ import annotations
 
 SHOWN_INVALID = 30  # rows listed on screen; --json lists every one
@@ -42,13 +43,17 @@ def print_report(res: dict, console=None) -> None:
     elif res.get("fix"):
         f = res["fix"]
         why = ", ".join(f"{n} {k}" for k, n in f["removed"].items()) or "nothing to remove"
-        console.print(f"fix: wrote {f['output']}: {f['rows_out']:,} of {f['rows_in']:,} rows ({why}); "
-                      f"each change in {f['log']}; the input is unchanged")
+        console.print(
+            f"fix: wrote {f['output']}: {f['rows_out']:,} of {f['rows_in']:,} rows ({why}); "
+            f"each change in {f['log']}; the input is unchanged"
+        )
     if res["invalid_rows"]:
         console.print(f"[bold red]{res['errors']} error(s)[/]: training would stop on these rows")
     else:
-        console.print("[bold green]no errors[/]" + (f"; {len(res['warnings'])} warning(s), which do not fail the "
-                                                    "check" if res["warnings"] else ""))
+        console.print(
+            "[bold green]no errors[/]"
+            + (f"; {len(res['warnings'])} warning(s), which do not fail the check" if res["warnings"] else "")
+        )
 
 
 def _invalid(console, rows):
@@ -70,12 +75,14 @@ def _lengths(console, res):
     from rich.table import Table
 
     ts = res["token_stats"]
-    t = Table(title=f"tokens per row ({res['model']} tokenizer"
-                    f"{' and chat template' if res['task'] == 'sft' else ''})", title_justify="left")
+    t = Table(
+        title=f"tokens per row ({res['model']} tokenizer{' and chat template' if res['chat'] else ''})",
+        title_justify="left",
+    )
     for c in ("min", "median", "p95", "max", "mean", f"over max_seq_len {ts['max_seq_len']}"):
         t.add_column(c, justify="right")
     over = f"{ts['truncated']} truncated, {ts['dropped']} dropped"
-    if res["task"] in ("clm", "mlm"):
+    if res["packed"]:
         over = "packed into blocks (nothing cut)"
     t.add_row(*(f"{ts[k]:g}" for k in ("min", "median", "p95", "max", "mean")), over)
     console.print(t)
@@ -94,8 +101,11 @@ def _content(console, res):
     t.add_column("rows", justify="right")
     t.add_column("examples", overflow="fold")
     t.add_row("exact duplicates (extra copies)", str(res["duplicates"]), _examples(res["duplicate_groups"]))
-    t.add_row(f"near duplicates (normalised text, or word 3-gram Jaccard >= {res['near_threshold']})",
-              str(res["near_duplicates"]), _examples(res["near_duplicate_groups"]))
+    t.add_row(
+        f"near duplicates (normalised text, or word 3-gram Jaccard >= {res['near_threshold']})",
+        str(res["near_duplicates"]),
+        _examples(res["near_duplicate_groups"]),
+    )
     for s, n in res["leakage"].items():
         if n is not None:
             t.add_row(f"{s} rows also in training", str(n), ", ".join(res["leakage_examples"].get(s, [])[:3]))
@@ -105,7 +115,7 @@ def _content(console, res):
     if bal and bal["labels"]:
         total = sum(bal["labels"].values())
         b = Table(title=f"class balance (max/min {bal['max_to_min']})", title_justify="left")
-        for c in ("label", "rows" if res["task"] == "classify" else "entities", "share"):
+        for c in ("label", bal["unit"], "share"):
             b.add_column(c, justify="left" if c == "label" else "right")
         for name, n in list(bal["labels"].items())[:20]:
             b.add_row(str(name), f"{n:,}", f"{n / total:.1%}")
@@ -123,18 +133,25 @@ def _content(console, res):
 
 
 def _estimate(console, e):
-    epochs = (f"up to {e['epochs']:g} epochs (auto cap; stops earlier when validation stops improving)"
-              if e["epochs_auto"] else f"{e['epochs']:g} epochs")
-    console.print(f"estimate: {e['train_rows']:,} training items, {epochs}, batch {e['batch_size']}"
-                  f"{' x accum ' + str(e['grad_accum']) if e['grad_accum'] > 1 else ''}: "
-                  f"{e['steps']:,} steps, {e['tokens']:,} tokens")
+    epochs = (
+        f"up to {e['epochs']:g} epochs (auto cap; stops earlier when validation stops improving)"
+        if e["epochs_auto"]
+        else f"{e['epochs']:g} epochs"
+    )
+    console.print(
+        f"estimate: {e['train_rows']:,} training items, {epochs}, batch {e['batch_size']}"
+        f"{' x accum ' + str(e['grad_accum']) if e['grad_accum'] > 1 else ''}: "
+        f"{e['steps']:,} steps, {e['tokens']:,} tokens"
+    )
     cal = e.get("calibration")
     if cal and "error" in cal:
         console.print(f"  time not measured: {cal['error']}")
     elif cal:
-        console.print(f"  measured here: {cal['tokens_per_s']:,.0f} tokens/s ({e['method']}, batch of "
-                      f"{cal['batch_rows']} median-length rows = {cal['batch_tokens']:,} tokens, "
-                      f"{cal['step_seconds']:.2f} s/step over {cal['steps_timed']} steps after a warm-up) "
-                      f"-> about [bold]{_duration(e['seconds'])}[/] of training, validation passes not included")
+        console.print(
+            f"  measured here: {cal['tokens_per_s']:,.0f} tokens/s ({e['method']}, batch of "
+            f"{cal['batch_rows']} median-length rows = {cal['batch_tokens']:,} tokens, "
+            f"{cal['step_seconds']:.2f} s/step over {cal['steps_timed']} steps after a warm-up) "
+            f"-> about [bold]{_duration(e['seconds'])}[/] of training, validation passes not included"
+        )
     else:
         console.print("  time not measured (--no-estimate)")

@@ -4,14 +4,15 @@ Only removals that need no judgement: rows with nothing to learn (empty), extra 
 and training rows that also occur in the validation or test file. Everything else is reported, not changed.
 Kept rows are written back as they were read (same line text, same CSV quoting), and the input never changes.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
+from ..data.load import KINDS
 from ..errors import TunesmithError
-from .load import KINDS
 
 WRITABLE = ("jsonl", "csv", "json")
 
@@ -24,15 +25,19 @@ def refuse(path, out, kind: str, others=()) -> None:
     """Raise before any work when --fix could not write OUT, or would write over one of the inputs."""
     out = Path(out)
     if kind not in WRITABLE:
-        raise TunesmithError(f"--fix writes JSONL, JSON or CSV; {Path(path).name} is {kind}, which it cannot "
-                             "rewrite yet (convert it to JSONL first)")
+        raise TunesmithError(
+            f"--fix writes JSONL, JSON or CSV; {Path(path).name} is {kind}, which it cannot "
+            "rewrite yet (convert it to JSONL first)"
+        )
     if KINDS.get(out.suffix.lower()) != kind:
-        raise TunesmithError(f"--fix {out}: give it the input's extension ({Path(path).suffix}); the copy keeps "
-                             "the input's format")
+        raise TunesmithError(
+            f"--fix {out}: give it the input's extension ({Path(path).suffix}); the copy keeps the input's format"
+        )
     for p in (path, *others):
         if p and out.resolve() == Path(p).resolve():
-            raise TunesmithError(f"--fix {out}: that is an input file, and inputs are never modified; "
-                                 "choose another path")
+            raise TunesmithError(
+                f"--fix {out}: that is an input file, and inputs are never modified; choose another path"
+            )
 
 
 def removals(parsed, copies: dict[int, int], leaked: dict[int, str]) -> dict[int, dict]:
@@ -82,5 +87,10 @@ def write(parsed, out, gone: dict[int, dict]) -> dict:
     by_reason = {}
     for c in changes:
         by_reason[c["reason"]] = by_reason.get(c["reason"], 0) + 1
-    return {"output": str(out), "log": str(log_path(out)), "rows_in": len(parsed.records), "rows_out": len(kept),
-            "removed": by_reason}
+    return {
+        "output": str(out),
+        "log": str(log_path(out)),
+        "rows_in": len(parsed.records),
+        "rows_out": len(kept),
+        "removed": by_reason,
+    }

@@ -1,5 +1,6 @@
 """Likely personal data: e-mail addresses, phone numbers, card-like numbers. Reported, never changed:
 a regex cannot tell a customer's address from a documented example, so the decision stays with a person."""
+
 from __future__ import annotations
 
 import re
@@ -8,21 +9,27 @@ EXAMPLES = 3  # rows shown per kind
 
 EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
 # Domains reserved for documentation (RFC 2606): nobody's address, and common in code and examples.
-RESERVED = re.compile(r"@(?:[\w-]+\.)*(?:example\.(?:com|net|org)|[\w-]+\.(?:example|test|invalid|localhost))$",
-                      re.IGNORECASE)
+RESERVED = re.compile(
+    r"@(?:[\w-]+\.)*(?:example\.(?:com|net|org)|[\w-]+\.(?:example|test|invalid|localhost))$", re.IGNORECASE
+)
 # 13-19 digits, optionally in groups split by one space or hyphen; confirmed by the Luhn checksum below and
 # by an issuer's prefix and length, since one in ten order numbers and IDs passes Luhn by chance.
-ISSUER = re.compile(r"4(\d{12}|\d{15}|\d{18})$|(5[1-5]|2[2-7])\d{14}$|3[47]\d{13}$|3[0689]\d{12,14}$"
-                    r"|6\d{15,18}$")
+ISSUER = re.compile(
+    r"4(\d{12}|\d{15}|\d{18})$|(5[1-5]|2[2-7])\d{14}$|3[47]\d{13}$|3[0689]\d{12,14}$"
+    r"|6\d{15,18}$"
+)
 CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\d-]|\.\d)")
 # Phone shapes, not just any digit run (order numbers, years and IP addresses stay out):
 # +44 20 7946 0958 | (555) 123-4567 | 555-123-4567, 555.123.4567 | 020 7946 0958.
-PHONE = re.compile(r"""(?<![\w+.-])(?<!\d[ .])(?:
+PHONE = re.compile(
+    r"""(?<![\w+.-])(?<!\d[ .])(?:
       \+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}
     | \(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}
     | \d{3}([ .-])\d{3}\1\d{4}
     | 0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4}
-    )(?![\w-]|[ .]\d)""", re.VERBOSE)  # not a slice of a longer run of digit groups
+    )(?![\w-]|[ .]\d)""",
+    re.VERBOSE,
+)  # not a slice of a longer run of digit groups
 
 
 def luhn(digits: str) -> bool:

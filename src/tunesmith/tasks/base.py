@@ -1,0 +1,232 @@
+"""The task contract, and the registry tasks add themselves to.
+
+A task is one class, in one module of this package (or anywhere: a test or a user's own code), that
+subclasses `Task` and is decorated with `@register`. Nothing outside `tasks/` tests a task by name: the
+training loop, the data doctor, evaluation, serving and export ask the task object instead, through the
+members below. A built-in module `tasks/<name>.py` is found without a list (it is imported the first time
+its name is asked for), so a new task is one new module. A task of your own, in your own module, reaches
+the command line through TUNESMITH_TASKS (comma-separated modules imported before tasks are looked up):
+`TUNESMITH_TASKS=my_tasks tunesmith train --task regress ...`.
+
+    @register
+    class Regression(Task):
+        NAME = "regress"
+        ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..errors import TunesmithError
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Prepared:
+    """What `Task.prepare` hands the training loop."""
+
+    train: list  # encoded training items, fed to `collate_batch`
+    val: list  # encoded validation items
+    info: dict = field(default_factory=dict)  # counts for the plan and summary (train_rows, val_rows, ...)
+    meta: dict = field(default_factory=dict)  # what the task must remember (labels...), saved as task.json
+    val_examples: list = field(default_factory=list)  # the validation rows as read (sft: to generate answers)
+
+
+@dataclass
+class Lengths:
+    """Per valid row of a training file, as `Task.measure` counts it for `tunesmith check`."""
+
+    full: list[int] = field(default_factory=list)  # tokens before any cut
+    kept: list[int] = field(default_factory=list)  # tokens training would use; 0 when the row is dropped
+    items: dict = field(default_factory=dict)  # row index -> encoded item, where the task keeps them
+    truncated: int = 0
+    dropped: int = 0
+
+
+class Task:
+    """One kind of fine-tuning. Class attributes describe it; methods do its work. Members without a
+    default here must be given by every task; the others have the behaviour written on them."""
+
+    NAME: ClassVar[str]  # the value of `task:` in a config and of --task
+    DESCRIPTION: ClassVar[str] = ""  # one line, for help texts
+    PEFT_TASK: ClassVar[str | None] = None  # PEFT's task_type for LoRA (None: a plain PeftModel)
+    HEAD: ClassVar[tuple[str, ...]] = ()  # module names trained in full under LoRA (a new task head)
+    AUTO_CLASS: ClassVar[str] = "AutoModel"  # the transformers class that loads an exported model
+    CHAT: ClassVar[bool] = False  # rows are conversations: the tokenizer needs a chat template
+    CAUSAL: ClassVar[bool] = False  # a causal LM that generates text: chat, serve's /v1/chat, GGUF export
+    SERVE_KIND: ClassVar[str | None] = None  # "generate" | "classify" | "tag": serve's endpoint; None: not served
+    LABELS: ClassVar[str | None] = None  # what `meta["labels"]` names for export and check: "labels" | "tags"
+    PADDING_FREE: ClassVar[bool] = False  # items stand alone, so a batch may be one packed row (sft, clm)
+    ROW_FORMAT: ClassVar[str | None] = None  # a fixed row layout ("labelled", "tagged"); None: detected
+    TEXT_ONLY: ClassVar[bool] = False  # rows must be raw text (a .txt file or rows with 'text')
+    CONLL: ClassVar[bool] = False  # also reads CoNLL column files (.conll, .iob, ...)
+    PACKED: ClassVar[bool] = False  # documents are packed into max_seq_len blocks: nothing is cut
+    AUTO_LR: ClassVar[dict[str, float] | None] = None  # {"lora": .., "full": ..} instead of the default rule
+    ACCURACY_NAME: ClassVar[str] = "token_acc"  # what the loss module's `correct` counts, in progress lines
+    SELECT_METRICS: ClassVar[tuple[str, ...]] = ()  # what `val_scores` returns; higher is better
+    GENERATES: ClassVar[bool] = False  # `val_scores` generates text (its cost is announced in the plan)
+
+    # -- training --------------------------------------------------------------------------------------
+    def prepare(self, cfg, tokenizer, log: Log) -> Prepared:
+        """Read `cfg.data` (and `cfg.val_data`, or hold out a slice), encode both; a bad row raises DataError."""
+        raise NotImplementedError
+
+    def load_model(self, cfg, tokenizer, meta: dict | None, source=None):
+        """The model with this task's head; `source`: a run folder's own weights instead of `cfg.model`."""
+        raise NotImplementedError
+
+    def loss_module(self, model, meta: dict | None):
+        """An nn.Module: **batch -> (summed loss, count, correct)."""
+        raise NotImplementedError
+
+    def collate_batch(self, items: list, tokenizer) -> dict:
+        """Encoded items -> the tensors `loss_module` takes."""
+        raise NotImplementedError
+
+    def default_select(self, prepared: Prepared) -> str:
+        """The validation metric that picks the kept weights when `select_by` is not given."""
+        return "loss"
+
+    def check_select(self, metric: str, prepared: Prepared) -> None:
+        """Refuse (TunesmithError) a `select_by` metric this validation data cannot give."""
+
+    def val_scores(self, model, tokenizer, prepared: Prepared, cfg) -> dict[str, float]:
+        """{metric: score} for SELECT_METRICS on the validation items, at each evaluation."""
+        return {}
+
+    # -- using a run -----------------------------------------------------------------------------------
+    def evaluate(self, run, path: str, *, base: bool = True, **kw) -> dict:
+        """{"rows", "tuned": metrics, "base": metrics or baselines} on a held-out file."""
+        raise NotImplementedError
+
+    def predict(self, run, inputs: list) -> list[dict]:
+        """One JSON-able answer per input (a text, or a row dict)."""
+        raise NotImplementedError
+
+    def read_inputs(self, path: str, cfg) -> list | None:
+        """Inputs for `predict --data FILE` in a layout of this task's own (tokens: CoNLL); None: rows
+        with 'text'."""
+        return None
+
+    # -- the data doctor (`tunesmith check`) -----------------------------------------------------------
+    def read_row(self, path: Path, line, row: dict, cfg, fmt: str | None):
+        """One row -> the item training reads (DataError on a bad row). `fmt` is the detected layout."""
+        from ..data.formats import normalise
+
+        return normalise(path, line, row, fmt)
+
+    def row_content(self, item) -> tuple[str, str]:
+        """(input, output) texts of a valid row: what duplicates, leakage and conflicts compare."""
+        if item.messages is None:
+            return item.text, ""
+        *before, last = item.messages
+        return "\n".join(f"{m['role']}: {m['content']}" for m in before), last["content"]
+
+    def check_item(self, path: Path, item, conll: bool) -> None:
+        """Raise DataError for what a valid item still gets wrong (tokens: BIO order); CoNLL rows included."""
+
+    def row_labels(self, item) -> list:
+        """The labels a valid row counts towards the class balance; [] for tasks without labels."""
+        return []
+
+    def row_targets(self, item) -> list:
+        """What a val/test row needs training to have seen (classify: its labels; tokens: its tags)."""
+        return self.row_labels(item)
+
+    def label_problems(self, counts: dict, cfg) -> list[tuple[str, str | None]]:
+        """(problem, field) for label counts training would refuse (classify: fewer than two labels)."""
+        return []
+
+    def unseen_problem(self, value, cfg) -> tuple[str, str | None] | None:
+        """(problem, field) when a val/test target training never saw is an error; None: a warning."""
+        return None
+
+    def measure(self, cfg, tokenizer, records: list) -> Lengths:
+        """Tokens per valid training row, as training would build them, and what max_seq_len cuts."""
+        raise NotImplementedError
+
+    def holdout_indices(self, cfg, n: int) -> list[int]:
+        """The rows training keeps when it holds out its own validation slice (same rule, same seed)."""
+        from ..data.batch import holdout_split
+
+        return holdout_split(list(range(n)), cfg.val_fraction, cfg.val_max_rows, cfg.seed)[0]
+
+    def item_sizes(self, cfg, lengths: Lengths, idx: list[int]) -> list[int]:
+        """Token counts of the training items those rows become (packing tasks: their blocks)."""
+        return [lengths.kept[i] for i in idx if lengths.kept[i]]
+
+    def calibration_items(self, cfg, tokenizer, records: list, lengths: Lengths, idx: list[int]) -> tuple[list, dict]:
+        """One batch of typical training items (about the median length) and the meta to build the model."""
+        raise NotImplementedError
+
+
+def cut_lengths(ids: list[list[int]], max_seq_len: int) -> Lengths:
+    """Lengths of rows that training truncates at `max_seq_len` (classify, tokens: one item per row)."""
+    out = Lengths()
+    for x in ids:
+        out.full.append(len(x))
+        out.truncated += len(x) > max_seq_len
+        out.kept.append(min(len(x), max_seq_len))
+    return out
+
+
+def median_rows(lengths: Lengths, idx: list[int], batch_size: int) -> list[int]:
+    """`batch_size` kept rows around the median length: a typical batch for timing a training step."""
+    order = sorted((i for i in idx if lengths.kept[i]), key=lambda i: lengths.kept[i])
+    mid = max(0, len(order) // 2 - batch_size // 2)
+    return order[mid : mid + batch_size]
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available by its NAME (a second class with the same NAME replaces it)."""
+    missing = [
+        m
+        for m in ("prepare", "load_model", "loss_module", "collate_batch", "evaluate", "predict")
+        if getattr(cls, m) is getattr(Task, m)
+    ]
+    if not getattr(cls, "NAME", None) or missing:
+        raise TypeError(f"{cls.__name__}: a task needs NAME and {', '.join(missing) or 'nothing else'}")
+    _REGISTRY[cls.NAME] = cls()
+    return cls
+
+
+def _modules() -> list[str]:
+    return [
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_") and m.name != "base"
+    ]
+
+
+def _load_plugins() -> None:
+    for module in filter(None, (m.strip() for m in os.environ.get("TUNESMITH_TASKS", "").split(","))):
+        try:
+            importlib.import_module(module)  # a module already imported is not run again
+        except ImportError as e:
+            raise TunesmithError(f"TUNESMITH_TASKS: cannot import '{module}' ({e})") from None
+
+
+def task_names() -> list[str]:
+    """Every task known: the modules of this package (by file name, not imported) and any registered."""
+    _load_plugins()
+    return sorted(set(_modules()) | set(_REGISTRY))
+
+
+def get_task(name: str) -> Task:
+    _load_plugins()
+    if name not in _REGISTRY and name in _modules():
+        importlib.import_module(f"{__package__}.{name}")
+    if name not in _REGISTRY:
+        raise TunesmithError(f"unknown task '{name}' (known: {', '.join(task_names())})")
+    return _REGISTRY[name]

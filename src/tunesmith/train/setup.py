@@ -1,0 +1,51 @@
+"""Setup, then train (torchtune's recipe shape): the model a run trains, built in one place.
+
+`train/loop.py` and the time estimate of `tunesmith check` (check/estimate.py) both call `setup_model`, so
+the steps the estimate times are the steps training takes: same wrapping, loss, batches, speed switches and
+optimizer.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from ..data.batch import collate_packed
+from ..models.attention import use_padding_free
+from ..models.peft_wrap import count_params, wrap
+from .perf import speed_setup
+
+
+@dataclass
+class Setup:
+    model: torch.nn.Module  # the (PEFT-wrapped) model
+    loss_mod: torch.nn.Module  # batch -> (summed loss, count, correct)
+    collate: object  # encoded items -> a batch
+    params: list  # the trainable parameters
+    optimizer: torch.optim.Optimizer
+    neftune: object = None  # models.neftune.NEFTune when cfg.neftune_alpha is set
+    trainable: int = 0  # parameter counts, for the log and the summary
+    total: int = 0
+
+
+def setup_model(cfg, task, tokenizer, meta: dict, log, lr: float | None = None) -> Setup:
+    """Load the task's model, wrap it for `cfg.method`, and build its loss, collate and optimizer."""
+    model = wrap(task.load_model(cfg, tokenizer, meta), cfg.method, cfg.lora, task.PEFT_TASK, task.HEAD)
+    trainable, total = count_params(model)
+    log(f"model: {cfg.model}, method {cfg.method}: {trainable:,} trainable of {total:,} parameters")
+    loss_mod = task.loss_module(model, meta)
+    collate = functools.partial(task.collate_batch, tokenizer=tokenizer)
+    if cfg.padding_free and task.PADDING_FREE and use_padding_free(model):
+        collate = collate_packed
+    speed_setup(model, cfg, log)
+    neftune = None
+    if cfg.neftune_alpha:
+        from ..models.neftune import NEFTune
+
+        neftune = NEFTune(model, cfg.neftune_alpha)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel over all parameters; 0.14 s against 0.89 s (foreach) per step for 135M parameters here
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr if lr is None else lr, weight_decay=cfg.weight_decay, fused=True)
+    return Setup(model, loss_mod, collate, params, optimizer, neftune, trainable, total)
