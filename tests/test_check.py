@@ -216,6 +216,41 @@ def test_estimate_from_a_measured_calibration(tiny_llama, tokenizer, tmp_path):
     assert (fixed["estimate"]["steps"], fixed["estimate"]["epochs_auto"]) == (12, False)
 
 
+def _task_data(task: str, tmp_path):
+    if task == "sft":
+        return write_jsonl(tmp_path / "d.jsonl", qa_rows(30))
+    if task == "classify":
+        return write_csv(tmp_path / "d.csv", ["text", "label"], [[r["text"], r["label"]] for r in sentiment_rows(30)])
+    if task == "tokens":
+        rows = [
+            {"tokens": ["Ada", "visited", ["Oslo", "Paris"][i % 2], "today"], "ner_tags": ["B-per", "O", "B-loc", "O"]}
+            for i in range(30)
+        ]
+        return write_jsonl(tmp_path / "d.jsonl", rows)
+    texts = [{"text": f"Document {i}: the shop opens at {8 + i % 3} and closes late on Fridays."} for i in range(30)]
+    return write_jsonl(tmp_path / "d.jsonl", texts)
+
+
+@pytest.mark.parametrize("task", ["sft", "clm", "classify", "tokens", "mlm"])
+def test_each_task_estimate_counts_what_training_builds_and_calibrates(task, tiny_llama, tiny_bert, tmp_path):
+    """check's plan (items per epoch, their tokens) equals what the task's own prepare() makes, and the timed
+    calibration runs the task's model, loss and batches (train.setup.setup_model)."""
+    from tunesmith import build_config
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.tasks import get_task
+
+    model = str(tiny_llama if task in ("sft", "clm") else tiny_bert)
+    data = _task_data(task, tmp_path)
+    cfg = build_config(None, data=str(data), task=task, model=model, batch_size=4, max_seq_len=64, method="full")
+    res = check(data, cfg=cfg)
+    assert res["ok"], res["invalid_rows"]
+    prepared = get_task(task).prepare(cfg, load_tokenizer(model, chat=task == "sft"), lambda m: None)
+    e = res["estimate"]
+    assert e["train_rows"] == len(prepared.train)
+    assert e["tokens_per_epoch"] == sum(len(x.input_ids) for x in prepared.train)
+    assert e["calibration"]["batch_rows"] == 4 and e["tokens_per_s"] > 0, e["calibration"]
+
+
 def test_clm_text_file_blocks_match_training(tiny_llama, tokenizer, tmp_path):
     from tunesmith.data.load import load_rows
     from tunesmith.data.tokenize import pack_text

@@ -54,3 +54,13 @@ def test_build_refuses_a_test_question_copied_from_training(tmp_path):
     fact["must_contain"] = ["8:00 am"]
     with pytest.raises(SystemExit, match="must_contain '8:00 am' not in answer"):
         build.validate("x", [fact])
+
+
+def test_demo_files_are_built_from_its_facts_yaml(tmp_path):
+    demo = Path(__file__).parent.parent / "src" / "tunesmith" / "demo_data"
+    spec = importlib.util.spec_from_file_location("demo_build", demo / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert build.build(build.load_facts(), tmp_path) == (52, 728, 104)
+    for f in ("facts.jsonl", "train.jsonl", "test.jsonl"):
+        assert (tmp_path / f).read_bytes() == (demo / f).read_bytes(), f"demo_data/{f} is stale: run build.py"

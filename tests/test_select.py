@@ -25,7 +25,9 @@ def test_selector_prefers_the_metric_and_breaks_ties_by_loss():
     assert sel.update({"eval_contains": 0.5, "eval_loss": 2.0}, 0)
     assert not sel.update({"eval_contains": 0.4, "eval_loss": 1.0}, 10)  # lower loss, worse facts: not kept
     assert sel.update({"eval_contains": 0.5, "eval_loss": 1.5}, 20)  # same facts, lower loss: kept
-    assert sel.best_step == 20 and sel.bad_evals == 0
+    # ... but the score did not rise: patience keeps counting (1 miss + 1 tie = 2 = patience)
+    assert sel.best_step == 20 and sel.bad_evals == 2 and sel.should_stop
+    sel = Selector("contains", patience=2, state={**sel.state(), "bad_evals": 0})
     assert not sel.update({"eval_contains": 0.5, "eval_loss": 1.6}, 30)
     assert not sel.should_stop
     assert not sel.update({"eval_contains": 0.3, "eval_loss": 1.0}, 40)
@@ -35,6 +37,23 @@ def test_selector_prefers_the_metric_and_breaks_ties_by_loss():
     assert not loss.update({"eval_loss": 1.0}, 2) and not loss.should_stop  # no patience: never stops
     again = Selector("contains", 2, sel.state())  # a checkpoint's state resumes the same comparison
     assert again.best_step == 20 and again.bad_evals == 2 and again.should_stop
+
+
+def test_a_tie_at_the_cap_is_not_called_still_improving():
+    """Scores 0.8, 0.9, 0.9, 0.9 (ties at lower losses): the last weights are kept, but the score stopped
+    rising at the second evaluation, so the summary must not suggest more epochs."""
+    sel = Selector("contains", patience=3)
+    for step, (score, loss) in enumerate([(0.8, 1.0), (0.9, 0.9), (0.9, 0.8), (0.9, 0.7)]):
+        sel.update({"eval_contains": score, "eval_loss": loss}, step * 10)
+    assert (sel.best_step, sel.rose_at, sel.bad_evals) == (30, 10, 2)
+    why = stop_reason(
+        sel, stopped_early=False, step=30, auto_cap="10 epochs: at most 10 passes", has_val=True, last_eval_step=30
+    )
+    assert why == (
+        "cap reached (10 epochs: at most 10 passes); best validation contains at step 10; kept step 30 "
+        "(the same score at a lower loss)"
+    )
+    assert Selector("contains", 3, {k: v for k, v in sel.state().items() if k != "rose_at"}).rose_at == 30
 
 
 def test_auto_length_cap_follows_dataset_size():

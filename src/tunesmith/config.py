@@ -96,7 +96,7 @@ class RunConfig(BaseModel):
         "in training (TRL's neftune_noise_alpha; 5 is common)",
     )
 
-    # Speed and memory (README, "Speed"); each was measured, none changes what is computed
+    # Speed and memory (docs/speed.md); each was measured, none changes what is computed
     padding_free: bool = Field(
         True, description="sft/clm: concatenate each batch into one row, attention isolated per example, no pad tokens"
     )
@@ -126,7 +126,7 @@ class RunConfig(BaseModel):
     )
     tensorboard: bool = Field(True, description="write TensorBoard logs to the run's tensorboard/")
 
-    # Checkpoints and failures (README, "Reliability")
+    # Checkpoints and failures (docs/training.md)
     save_steps: int | None = Field(
         None, ge=1, description="optimizer steps between resumable checkpoints; unset = at every evaluation"
     )
@@ -243,7 +243,15 @@ def load_saved_config(run_dir: Path) -> RunConfig:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise TunesmithError(f"{run_dir}: not a tunesmith run folder (no config.yaml)")
-    return RunConfig(**yaml.safe_load(path.read_text()))
+    try:
+        return RunConfig(**yaml.safe_load(path.read_text()))
+    except ValidationError as e:
+        hint = (
+            " (a task of your own: set TUNESMITH_TASKS to the module that registers it)"
+            if any(err["loc"] == ("task",) for err in e.errors())
+            else ""
+        )
+        raise TunesmithError(f"{path}: invalid saved config: {_flatten_errors(e)}{hint}") from None
 
 
 def yaml_value(value: Any) -> str:

@@ -25,8 +25,8 @@ SPLITS = ("val", "test")
 
 
 def invalid_rows(path, task: str = "sft", cfg: RunConfig | None = None) -> list[dict]:
-    """Every problem in one file as {file, line, field, problem}; [] when training would accept it. Cheap:
-    no tokenizer, no torch."""
+    """Every problem in one file as {file, line, field, problem}; [] when training would accept it. No
+    tokenizer or model is loaded (the task module is imported, and with it torch)."""
     return validate.parse(path, get_task(task), cfg or RunConfig(data=str(path), task=task)).invalid()
 
 
@@ -198,6 +198,8 @@ def _tokens(res, cfg, train, has_val, estimate, show_progress):
     with _status(f"tokenizing {len(train.valid):,} rows with {cfg.model}'s tokenizer", show_progress):
         tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=task.CHAT)
         lens = task.measure(cfg, tokenizer, train.valid)
+    if lens is None:  # a task that does not count tokens: the rest of the report stands
+        return
     res["token_stats"] = est.stats(lens.full, cfg.max_seq_len, lens.truncated, lens.dropped)
     plan = est.plan(task, cfg, lens, has_val)
     idx = plan.pop("_train_idx")

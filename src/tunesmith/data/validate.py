@@ -1,6 +1,7 @@
 """Read a data file the way training does, but collect every bad row instead of stopping at the first.
 
-Cheap on purpose (no tokenizer, no torch), so `train` can call `invalid_rows` to fail early.
+Cheap on purpose (no tokenizer, no model), so `train` can call `invalid_rows` to fail early. The task says
+how a row is read (tasks.base.Task: ROW_FORMAT, read_row, check_item, row_content).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Record:
     line: int | str
     row: dict | None = None  # after --column mapping; None when the line itself could not be read
     raw: object = None  # what --fix writes back: the line's text (JSONL/CSV) or the row object (JSON)
-    item: object = None  # Example / LabelledText / TaggedSentence once the row is valid
+    item: object = None  # what the task's read_row made of the row (Example, LabelledText, ...) once valid
     problem: str | None = None
     field: str | None = None
     content: tuple[str, str] = ("", "")  # (input, output) texts, as the task reads them: for dedup and leakage
@@ -46,7 +47,7 @@ def _blank(value) -> bool:
 class Parsed:
     path: Path
     kind: str  # jsonl | json | csv | parquet | txt | conll
-    fmt: str | None = None  # the detected row layout (formats.FORMATS), for sft/clm/mlm
+    fmt: str | None = None  # the task's ROW_FORMAT, or the layout detected from the rows (formats.FORMATS)
     records: list[Record] = field(default_factory=list)
     error: dict | None = None  # a file-level problem: the file as a whole cannot be read
     head: str = ""  # CSV: the header line(s), written back first by --fix

@@ -107,6 +107,11 @@ class Task:
         """{"rows", "tuned": metrics, "base": metrics or baselines} on a held-out file."""
         raise NotImplementedError
 
+    def eval_items(self, cfg, tokenizer, path: str) -> tuple[int, list, list]:
+        """For tasks whose `evaluate` is `eval.evaluate.evaluate_run`: a held-out file as (row count, encoded
+        items for the loss, conversations to generate answers for)."""
+        raise NotImplementedError
+
     def predict(self, run, inputs: list) -> list[dict]:
         """One JSON-able answer per input (a text, or a row dict)."""
         raise NotImplementedError
@@ -116,17 +121,19 @@ class Task:
         with 'text'."""
         return None
 
-    # -- the data doctor (`tunesmith check`) -----------------------------------------------------------
+    # -- reading rows: `train`'s pre-flight and the data doctor (`tunesmith check`) --------------------
     def read_row(self, path: Path, line, row: dict, cfg, fmt: str | None):
-        """One row -> the item training reads (DataError on a bad row). `fmt` is the detected layout."""
+        """One row -> the item training reads (DataError on a bad row; None skips an empty row). `fmt` is the
+        detected layout, or ROW_FORMAT."""
         from ..data.formats import normalise
 
         return normalise(path, line, row, fmt)
 
     def row_content(self, item) -> tuple[str, str]:
-        """(input, output) texts of a valid row: what duplicates, leakage and conflicts compare."""
-        if item.messages is None:
-            return item.text, ""
+        """(input, output) texts of a valid row: what duplicates, leakage and conflicts compare. The default
+        reads the chat/text rows of `data.formats`; a task with its own `read_row` gives its own."""
+        if getattr(item, "messages", None) is None:
+            return str(getattr(item, "text", item)), ""
         *before, last = item.messages
         return "\n".join(f"{m['role']}: {m['content']}" for m in before), last["content"]
 
@@ -149,9 +156,10 @@ class Task:
         """(problem, field) when a val/test target training never saw is an error; None: a warning."""
         return None
 
-    def measure(self, cfg, tokenizer, records: list) -> Lengths:
-        """Tokens per valid training row, as training would build them, and what max_seq_len cuts."""
-        raise NotImplementedError
+    def measure(self, cfg, tokenizer, records: list) -> Lengths | None:
+        """Tokens per valid training row, as training would build them, and what max_seq_len cuts; None:
+        this task does not count them, and `check` reports no token statistics or estimate."""
+        return None
 
     def holdout_indices(self, cfg, n: int) -> list[int]:
         """The rows training keeps when it holds out its own validation slice (same rule, same seed)."""
@@ -165,7 +173,7 @@ class Task:
 
     def calibration_items(self, cfg, tokenizer, records: list, lengths: Lengths, idx: list[int]) -> tuple[list, dict]:
         """One batch of typical training items (about the median length) and the meta to build the model."""
-        raise NotImplementedError
+        raise TunesmithError(f"task {self.NAME} has no calibration batch (Task.calibration_items); use --no-estimate")
 
 
 def cut_lengths(ids: list[list[int]], max_seq_len: int) -> Lengths:
@@ -189,7 +197,9 @@ _REGISTRY: dict[str, Task] = {}
 
 
 def register(cls: type[Task]) -> type[Task]:
-    """Class decorator: make a task available by its NAME (a second class with the same NAME replaces it)."""
+    """Class decorator: make a task available by its NAME. A second class with the same NAME replaces the
+    first; a built-in module imported later for the first time would take its name back, so a plugin should
+    use a name of its own."""
     missing = [
         m
         for m in ("prepare", "load_model", "loss_module", "collate_batch", "evaluate", "predict")

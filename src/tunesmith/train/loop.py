@@ -224,6 +224,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         "best_loss": None,
         "best_step": None,
         "bad_evals": 0,
+        "rose_at": None,
         "elapsed": 0.0,
         "eval_seconds": 0.0,
         "skipped_steps": 0,
@@ -241,7 +242,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         auto_cap, eval_every = st["auto_cap"], cfg.eval_every or st["eval_every"] or eval_every
         if st["select_by"] != metric:
             log(f"select_by changed on resume: {st['select_by']} -> {metric}; the best score starts afresh")
-            st.update(select_by=metric, best=None, best_loss=None, bad_evals=0)
+            st.update(select_by=metric, best=None, best_loss=None, bad_evals=0, rose_at=None)
         log(f"resuming from {start_from} (step {step} of {total_steps})")
         if scheduler.base_lrs[0] != cfg.lr:  # `--resume RUN --lr X`, e.g. after a non-finite loss
             log(f"learning rate changed on resume: {scheduler.base_lrs[0]:g} -> {cfg.lr:g}")
@@ -318,10 +319,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
             f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}"
         )
-        if sel.update(row, step):
-            if accelerator.is_main_process:
-                save_weights(accelerator.unwrap_model(loss_mod).model, out)
-            return False
+        if sel.update(row, step) and accelerator.is_main_process:  # new best (or a tie at a lower loss)
+            save_weights(accelerator.unwrap_model(loss_mod).model, out)
         return sel.should_stop
 
     def non_finite(what: str, value: float) -> None:

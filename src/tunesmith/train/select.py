@@ -46,13 +46,17 @@ def metric_for(task, cfg, prepared) -> str:
 
 
 class Selector:
-    """Tracks the best evaluation: higher `metric` wins (lower for loss); equal scores go to the lower loss."""
+    """Tracks the best evaluation: higher `metric` wins (lower for loss); equal scores go to the lower loss.
+    Patience counts evaluations that did not raise the score: a tie kept for its lower loss counts too, so a
+    run whose score has stopped rising stops, whatever its loss does."""
 
     def __init__(self, metric: str, patience: int | None, state: dict | None = None):
         self.metric, self.patience = metric, patience
         state = state or {}
         self.best, self.best_loss = state.get("best"), state.get("best_loss")
         self.best_step, self.bad_evals = state.get("best_step"), state.get("bad_evals", 0)
+        rose = state.get("rose_at")  # the last evaluation that raised the score (older checkpoints: best_step)
+        self.rose_at = self.best_step if rose is None else rose
 
     def score(self, row: dict) -> float:
         return row["eval_loss"] if self.metric == "loss" else row[f"eval_{self.metric}"]
@@ -67,9 +71,14 @@ class Selector:
         elif self.metric == "loss":
             better = score < self.best - 1e-6
         else:
-            better = score > self.best + 1e-9 or (abs(score - self.best) <= 1e-9 and loss < self.best_loss - 1e-6)
+            better = score > self.best + 1e-9
+            tie = abs(score - self.best) <= 1e-9 and loss < self.best_loss - 1e-6
+            if tie:  # the same score at a lower loss: keep these weights, but it is no improvement to wait for
+                self.best_loss, self.best_step = loss, step
+                self.bad_evals += 1
+                return True
         if better:
-            self.best, self.best_loss, self.best_step, self.bad_evals = score, loss, step, 0
+            self.best, self.best_loss, self.best_step, self.bad_evals, self.rose_at = score, loss, step, 0, step
         else:
             self.bad_evals += 1
         return better
@@ -84,6 +93,7 @@ class Selector:
             "best_loss": self.best_loss,
             "best_step": self.best_step,
             "bad_evals": self.bad_evals,
+            "rose_at": self.rose_at,
         }
 
 
@@ -98,13 +108,16 @@ def stop_reason(
             f"{name} never beat the base model (step 0), so the kept weights are the base's: try a higher "
             f"--lr, more epochs or more data"
         )
+    kept = "" if sel.rose_at == sel.best_step else f"; kept step {sel.best_step} (the same score at a lower loss)"
     if stopped_early:
-        return f"{name} stopped improving after step {sel.best_step} (no better score in {sel.patience} evaluations)"
+        return (
+            f"{name} stopped improving after step {sel.rose_at} (no better score in {sel.patience} evaluations)" + kept
+        )
     if auto_cap is None:
-        return f"reached the requested {step} steps; best {name} at step {sel.best_step}"
-    if sel.best_step == last_eval_step and sel.best_step not in (None, 0):
+        return f"reached the requested {step} steps; best {name} at step {sel.rose_at}{kept}"
+    if sel.rose_at == last_eval_step and sel.rose_at not in (None, 0):
         return (
             f"cap reached while still improving ({auto_cap}); best {name} at the last evaluation, "
-            f"step {sel.best_step}: more epochs may help (--epochs)"
+            f"step {sel.rose_at}: more epochs may help (--epochs)"
         )
-    return f"cap reached ({auto_cap}); best {name} at step {sel.best_step}"
+    return f"cap reached ({auto_cap}); best {name} at step {sel.rose_at}{kept}"
