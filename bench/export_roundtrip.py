@@ -185,25 +185,6 @@ def compare(got: list[np.ndarray], ref: list[np.ndarray], tok) -> dict:
     }
 
 
-def rounded(model, kind: str):
-    """A copy of `model` whose matrices went through the GGUF type's rounding and back (norms stay f32)."""
-    import copy
-
-    import gguf
-    import torch
-
-    from tunesmith.export.to_gguf import encode_tensor
-
-    out = copy.deepcopy(model)
-    with torch.no_grad():
-        for p in out.parameters():  # the tied embedding is one parameter: rounded once, as in the file
-            if p.dim() == 2:
-                data, raw = encode_tensor(p.detach().numpy(), kind)
-                back = gguf.quants.dequantize(data, raw) if raw is not None else data.astype(np.float32)
-                p.copy_(torch.from_numpy(np.ascontiguousarray(back)).reshape(p.shape))
-    return out
-
-
 def metadata_vs(original, mine) -> dict:
     """Each META_KEYS value of our GGUF against the original's: 'same', 'absent in original', or the two."""
     out = {}
@@ -331,7 +312,7 @@ def roundtrip(args, out: Path, exports: Path, llama) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tunesmith.export import export
-    from tunesmith.export.to_gguf import gguf_file_name
+    from tunesmith.export.to_gguf import gguf_file_name, rounded_copy
     from tunesmith.run import Run
 
     res: dict = {"settings": vars(args) | {"out": str(out)}}
@@ -388,7 +369,7 @@ def roundtrip(args, out: Path, exports: Path, llama) -> dict:
         got = logits_of(g, ids)
         del g
         row["transformers"] = compare(got, ref, tok)
-        r = rounded(merged, k)
+        r = rounded_copy(merged, k)
         row["vs_rounded_merged"] = float(f"{max_diff(got, logits_of(r, ids)):.3g}")
         del r
 

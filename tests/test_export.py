@@ -18,7 +18,7 @@ from conftest import qa_rows, sentiment_rows, write_csv, write_jsonl
 
 import tunesmith
 from tunesmith.export import export
-from tunesmith.export.to_gguf import encode_tensor, gguf_file_name
+from tunesmith.export.to_gguf import encode_tensor, gguf_file_name, rounded_copy
 
 CHATS = [
     [{"role": "user", "content": "code 3?"}],
@@ -32,7 +32,7 @@ CHATS = [
 
 # A GGUF holds the merged weights rounded to its type, nothing else. So the logits transformers computes from
 # it must match, within float noise (1e-4), the merged model with its weights rounded the same way in PyTorch
-# (`_rounded`); that is the exact check. Against the unrounded merged model the bound is the rounding's own
+# (`to_gguf.rounded_copy`); that is the exact check. Against the unrounded merged model the bound is the rounding's own
 # effect, measured on this tiny random model (initializer_range 0.3, logits up to ~17, which magnifies it):
 # f32 0, f16 0.06, q8_0 1.5 max |diff|; bounds ~2-3x that. On the real smollm2-135m the same rounding moved
 # logits by about as much (docs/export.md: f16 0.055, q8_0 1.54 max |diff|), with the same next tokens.
@@ -201,22 +201,6 @@ def gguf_run(small_llama, tmp_path_factory):
     }
 
 
-def _rounded(model, kind):
-    """A copy of `model` whose matrices went through the GGUF type's rounding and back (norms stay f32)."""
-    import copy
-
-    import gguf
-
-    out = copy.deepcopy(model)
-    with torch.no_grad():
-        for p in out.parameters():  # the tied embedding is one parameter: rounded once, as in the file
-            if p.dim() == 2:
-                data, raw = encode_tensor(p.detach().numpy(), kind)
-                back = gguf.quants.dequantize(data, raw) if raw is not None else data.astype(np.float32)
-                p.copy_(torch.from_numpy(np.ascontiguousarray(back)).reshape(p.shape))
-    return out
-
-
 @pytest.mark.parametrize("kind", ["f32", "f16", "q8_0"])
 def test_gguf_round_trip(kind, gguf_run, tmp_path):
     import gguf
@@ -266,7 +250,7 @@ def test_gguf_round_trip(kind, gguf_run, tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(out, gguf_file=path.name, dtype=torch.float32).eval()
     got = _logits(model, tok)
-    assert _max_diff(got, _logits(_rounded(gguf_run["merged"], kind), tok)) <= 1e-4
+    assert _max_diff(got, _logits(rounded_copy(gguf_run["merged"], kind), tok)) <= 1e-4
     diff = _max_diff(got, gguf_run["merged_logits"])
     assert diff <= GGUF_TOL[kind], f"{kind}: max |logit diff| {diff:.3g}"
     assert _max_diff(got, gguf_run["base_logits"]) > 1.0  # and not the base model's

@@ -118,24 +118,27 @@ def _facts(n):
     return rows
 
 
+def _train_facts(tiny_llama, tmp_path, output="run", **settings):
+    """A run of the tiny model on 48 fact rows: the settings every test here shares, then its own."""
+    data = tmp_path / "train.jsonl"
+    if not data.exists():
+        write_jsonl(data, _facts(48))
+    common = dict(
+        model=str(tiny_llama),
+        data=str(data),
+        output=str(tmp_path / output),
+        batch_size=8,
+        max_seq_len=64,
+        seed=0,
+        tensorboard=False,
+    )
+    return tunesmith.train({**common, **settings})
+
+
 def test_auto_length_stops_when_the_fact_score_stops_improving(tiny_llama, tmp_path):
     # A vanishing learning rate: neither facts nor loss improve after step 0, so patience ends the run,
     # well before the 10-epoch cap, and the summary says so.
-    data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    run = tunesmith.train(
-        dict(
-            model=str(tiny_llama),
-            data=str(data),
-            output=str(tmp_path / "run"),
-            batch_size=8,
-            max_seq_len=64,
-            seed=0,
-            tensorboard=False,
-            lr=1e-12,
-            warmup_ratio=0,
-            early_stopping_patience=2,
-        )
-    )
+    run = _train_facts(tiny_llama, tmp_path, lr=1e-12, warmup_ratio=0, early_stopping_patience=2)
     s = run.summary
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert s["select_by"] == "contains" and s["auto"]["epochs"] == 10.0
@@ -148,22 +151,8 @@ def test_auto_length_stops_when_the_fact_score_stops_improving(tiny_llama, tmp_p
 
 
 def test_select_by_contains_keeps_the_weights_with_the_most_facts(tiny_llama, tmp_path):
-    data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    run = tunesmith.train(
-        dict(
-            model=str(tiny_llama),
-            data=str(data),
-            output=str(tmp_path / "run"),
-            batch_size=8,
-            max_seq_len=64,
-            seed=0,
-            tensorboard=False,
-            method="full",
-            lr=3e-3,
-            max_steps=30,
-            eval_every=10,
-            early_stopping_patience=None,
-        )
+    run = _train_facts(
+        tiny_llama, tmp_path, method="full", lr=3e-3, max_steps=30, eval_every=10, early_stopping_patience=None
     )
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert evals[-1]["eval_contains"] > evals[0]["eval_contains"]  # the tiny model learns the answer words
@@ -181,26 +170,13 @@ def test_select_by_contains_keeps_the_weights_with_the_most_facts(tiny_llama, tm
 
 
 def test_select_by_loss_and_bad_select_by(tiny_llama, tmp_path):
-    data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    base = dict(
-        model=str(tiny_llama),
-        data=str(data),
-        batch_size=8,
-        max_seq_len=64,
-        seed=0,
-        tensorboard=False,
-        method="full",
-        lr=3e-3,
-        max_steps=20,
-        eval_every=10,
-        early_stopping_patience=None,
-    )
-    run = tunesmith.train({**base, "output": str(tmp_path / "run"), "select_by": "loss"})
+    base = dict(method="full", lr=3e-3, max_steps=20, eval_every=10, early_stopping_patience=None)
+    run = _train_facts(tiny_llama, tmp_path, select_by="loss", **base)
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert "eval_contains" not in evals[0]  # no generation when selecting by loss
     assert run.summary["best_eval_loss"] == pytest.approx(min(r["eval_loss"] for r in evals))
     with pytest.raises(TunesmithError, match="select_by 'entity_f1' is not available for task sft"):
-        tunesmith.train({**base, "output": str(tmp_path / "bad"), "select_by": "entity_f1"})
+        _train_facts(tiny_llama, tmp_path, output="bad", select_by="entity_f1", **base)
     assert not (tmp_path / "bad").exists()
 
 
@@ -239,22 +215,14 @@ def test_neftune_noise_only_in_training_and_bounded(tiny_llama):
 
 
 def test_neftune_and_rslora_train_from_the_cli_config(tiny_llama, tmp_path):
-    data = write_jsonl(tmp_path / "train.jsonl", _facts(48))
-    run = tunesmith.train(
-        dict(
-            model=str(tiny_llama),
-            data=str(data),
-            output=str(tmp_path / "run"),
-            batch_size=8,
-            max_seq_len=64,
-            seed=0,
-            tensorboard=False,
-            lr=1e-2,
-            max_steps=12,
-            eval_every=6,
-            neftune_alpha=5.0,
-            lora={"r": 8, "alpha": 16, "variant": "rslora"},
-        )
+    run = _train_facts(
+        tiny_llama,
+        tmp_path,
+        lr=1e-2,
+        max_steps=12,
+        eval_every=6,
+        neftune_alpha=5.0,
+        lora={"r": 8, "alpha": 16, "variant": "rslora"},
     )
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"]

@@ -54,15 +54,11 @@ def _status(message: str, show: bool):
     yield
 
 
-def _format_name(p) -> str | None:
-    """A task's own row layout (ROW_FORMAT) by its name; a detected chat/text layout as formats describes it."""
-    own = {"labelled": "labelled text", "tagged": "tagged sentences"}
-    if p.fmt in own or p.fmt is None:
-        return own.get(p.fmt)
-    try:
-        return describe(p.fmt)
-    except StopIteration:
-        return p.fmt
+def _format_name(task, p) -> str | None:
+    """The task's own row layout by the name it gives; a detected chat/text layout as formats describes it."""
+    if p.fmt is None or p.fmt == task.ROW_FORMAT:
+        return task.ROW_FORMAT_NAME or p.fmt
+    return describe(p.fmt)
 
 
 def _unseen(task, cfg, train, others) -> tuple[list, dict | None]:
@@ -107,7 +103,7 @@ def _empty_result(cfg, train) -> dict:
         "packed": task.PACKED,
         "model": cfg.model,
         "format": train.fmt,
-        "format_description": _format_name(train),
+        "format_description": _format_name(task, train),
         "file_kind": train.kind,
         "rows": len(train.records),
         "valid_rows": len(train.valid),
@@ -157,6 +153,8 @@ def check(
         res[s] = {"file": str(p.path), "format": p.fmt, "rows": len(p.records), "invalid": len(p.invalid())}
     res["invalid_rows"] = train.invalid() + extra + [e for p in others.values() for e in p.invalid()]
     if not train.error and train.valid:
+        for r in (*train.valid, *(r for p in others.values() for r in p.valid)):
+            r.content = task.row_content(r.item)  # what duplicates, leakage and conflicts compare
         _content(res, train, others, balance, near, near_threshold, fix)
         _tokens(res, cfg, train, bool(val), estimate, show_progress)
     elif fix:

@@ -27,7 +27,7 @@ class Record:
     item: object = None  # what the task's read_row made of the row (Example, LabelledText, ...) once valid
     problem: str | None = None
     field: str | None = None
-    content: tuple[str, str] = ("", "")  # (input, output) texts, as the task reads them: for dedup and leakage
+    content: tuple[str, str] = ("", "")  # (input, output) as the task reads them; set by the data doctor
 
     @property
     def empty(self) -> bool:
@@ -195,8 +195,6 @@ def _validate(p: Parsed, task, cfg):
         except DataError as e:
             r.line, r.item = e.line, None  # CoNLL: the tag's own line
             _fail(r, e)
-            continue
-        r.content = task.row_content(r.item)
 
 
 def parse(path, task, cfg) -> Parsed:

@@ -84,6 +84,24 @@ def encode_tensor(arr: np.ndarray, kind: str):
     return arr.astype(np.float16), None
 
 
+def rounded_copy(model, kind: str):
+    """A copy of `model` whose matrices went through `kind`'s GGUF rounding and back (norms stay f32): what a
+    GGUF file of that kind holds, in PyTorch. The exact check of an export compares the file against it."""
+    import copy
+
+    import gguf
+    import torch
+
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in out.parameters():  # the tied embedding is one parameter: rounded once, as in the file
+            if p.dim() == 2:
+                data, raw = encode_tensor(p.detach().numpy(), kind)
+                back = gguf.quants.dequantize(data, raw) if raw is not None else data.astype(np.float32)
+                p.copy_(torch.from_numpy(np.ascontiguousarray(back)).reshape(p.shape))
+    return out
+
+
 FILE_TYPE = {"f32": "ALL_F32", "f16": "MOSTLY_F16", "q8_0": "MOSTLY_Q8_0"}
 
 

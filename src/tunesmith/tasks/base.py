@@ -16,6 +16,7 @@ the command line through TUNESMITH_TASKS (comma-separated modules imported befor
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pkgutil
@@ -66,6 +67,7 @@ class Task:
     LABELS: ClassVar[str | None] = None  # what `meta["labels"]` names for export and check: "labels" | "tags"
     PADDING_FREE: ClassVar[bool] = False  # items stand alone, so a batch may be one packed row (sft, clm)
     ROW_FORMAT: ClassVar[str | None] = None  # a fixed row layout ("labelled", "tagged"); None: detected
+    ROW_FORMAT_NAME: ClassVar[str | None] = None  # how `check` names ROW_FORMAT ("labelled text")
     TEXT_ONLY: ClassVar[bool] = False  # rows must be raw text (a .txt file or rows with 'text')
     CONLL: ClassVar[bool] = False  # also reads CoNLL column files (.conll, .iob, ...)
     PACKED: ClassVar[bool] = False  # documents are packed into max_seq_len blocks: nothing is cut
@@ -211,16 +213,22 @@ def register(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def _modules() -> list[str]:
-    return [
+@functools.cache  # the package's files do not change while it runs
+def _modules() -> tuple[str, ...]:
+    return tuple(
         m.name
         for m in pkgutil.iter_modules([str(Path(__file__).parent)])
         if not m.name.startswith("_") and m.name != "base"
-    ]
+    )
 
 
 def _load_plugins() -> None:
-    for module in filter(None, (m.strip() for m in os.environ.get("TUNESMITH_TASKS", "").split(","))):
+    _import_plugins(os.environ.get("TUNESMITH_TASKS", ""))
+
+
+@functools.cache  # once per value of TUNESMITH_TASKS; a failed import is not cached and fails again
+def _import_plugins(spec: str) -> None:
+    for module in filter(None, (m.strip() for m in spec.split(","))):
         try:
             importlib.import_module(module)  # a module already imported is not run again
         except ImportError as e:

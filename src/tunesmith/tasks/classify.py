@@ -246,7 +246,7 @@ class Classify(Task):
     HEAD = ("classifier", "score")  # BERT-style and decoder-style head names
     SERVE_KIND = "classify"
     LABELS = "labels"
-    ROW_FORMAT = "labelled"
+    ROW_FORMAT, ROW_FORMAT_NAME = "labelled", "labelled text"
     AUTO_LR = {"lora": 5e-4, "full": 5e-5}
     ACCURACY_NAME = "acc"  # per row, not per token
     SELECT_METRICS = ("accuracy", "macro_f1")

@@ -227,7 +227,7 @@ class Tokens(Task):
     HEAD = ("classifier", "score")
     SERVE_KIND = "tag"
     LABELS = "tags"
-    ROW_FORMAT = "tagged"
+    ROW_FORMAT, ROW_FORMAT_NAME = "tagged", "tagged sentences"
     CONLL = True
     AUTO_LR = {"lora": 1e-3, "full": 1e-4}
     SELECT_METRICS = ("entity_f1",)
