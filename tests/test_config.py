@@ -36,7 +36,7 @@ def test_yaml_then_flags_win(tmp_path):
 
 def test_nested_override_without_yaml_section(tmp_path):
     cfg = build_config(None, data="d.jsonl", **{"lora.r": 2, "lora.dropout": 0.1})
-    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (2, 32, 0.1)
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (2, 128, 0.1)
 
 
 def test_max_steps_flag_removes_yaml_epochs(tmp_path):
@@ -205,7 +205,7 @@ def test_train_flags_become_the_config(tmp_path):
     assert (cfg.data, cfg.lora.r, cfg.lora.target_modules) == ("x.jsonl", 8, ["q_proj", "v_proj"])
     assert cfg.early_stopping_patience == 2 and cfg.columns == {"a": "prompt", "b": "completion"}
     assert cfg.multi_label and not cfg.padding_free and not cfg.tensorboard and cfg.epochs == 1.5
-    assert resume is False and cfg.lora.alpha == 32
+    assert resume is False and cfg.lora.alpha == 128
     p = _yaml(tmp_path, "data: d.jsonl\nmulti_label: true\nlr: 0.1\nmax_steps: 5\n")
     cfg, _ = _train_flags("--config", p, "--no-multi-label", "--epochs", 2)  # flags not given keep the YAML's
     assert (cfg.multi_label, cfg.lr, cfg.epochs, cfg.max_steps) == (False, 0.1, 2, None)

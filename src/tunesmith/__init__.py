@@ -24,10 +24,11 @@ def train(config: RunConfig | dict | str, force: bool = False, resume: bool = Fa
     return _train(config, force=force, resume=resume)
 
 
-def load_run(path) -> Run:  # noqa: F821
+def load_run(path, dtype: str | None = None) -> Run:  # noqa: F821
+    """A finished run folder; `dtype` loads its weights in another precision than the one it trained in."""
     from .run import Run
 
-    return Run(path)
+    return Run(path, dtype=dtype)
 
 
 __all__ = ["RunConfig", "build_config", "train", "load_run", "DataError", "TunesmithError", "__version__"]

@@ -23,6 +23,7 @@ app = typer.Typer(
 RUN, SYSTEM = typer.Argument(..., help="run folder"), typer.Option(None, help="a system message")
 JSON = typer.Option(False, "--json", help="print one JSON object on stdout")
 MAX_NEW_TOKENS = typer.Option(256, min=1, max=4096)
+DTYPE = typer.Option(None, metavar="[auto|fp32|bf16|fp16]", help="load the weights in this; default: as trained")
 
 
 def _quiet_libraries():
@@ -37,11 +38,11 @@ def _quiet_libraries():
     hf_logging.disable_progress_bar()
 
 
-def _open(run: Path):
+def _open(run: Path, dtype: str | None = None):
     from .run import Run
 
     _quiet_libraries()
-    return Run(run)
+    return Run(run, dtype=dtype)
 
 
 @app.command()
@@ -72,11 +73,12 @@ def eval_cmd(
     no_base: bool = typer.Option(False, "--no-base", help="skip the base-model comparison"),
     batch_size: int = typer.Option(16),
     max_new_tokens: int | None = typer.Option(None, help="default: from the reference lengths"),
+    dtype: str | None = DTYPE,
 ):
     """Score a run on held-out data, side by side with its base model."""
     from .eval.compare import print_comparison
 
-    r = _open(run)
+    r = _open(run, dtype)
     result = r.evaluate(data, base=not no_base, batch_size=batch_size, max_new_tokens=max_new_tokens)
     clean = r.save_eval(result, data)
     if as_json:
@@ -92,11 +94,12 @@ def predict(
     data: str | None = typer.Option(None, help="a file of inputs: rows with 'text' (or CoNLL / 'tokens')"),
     output: Path | None = typer.Option(None, help="write JSON lines here instead of stdout"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per input line"),
+    dtype: str | None = DTYPE,
 ):
     """Labels with probabilities (classify), entities with character spans (tokens), or generated text."""
     if bool(text) == bool(data):
         raise TunesmithError("give --text (one or more) or --data FILE")
-    r = _open(run)
+    r = _open(run, dtype)
     inputs = list(text) if text else r.read_inputs(data)
     results = r.predict(inputs)
     if output:
@@ -114,10 +117,11 @@ def generate(
     system: str | None = SYSTEM,
     max_new_tokens: int = MAX_NEW_TOKENS,
     temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy"),
+    dtype: str | None = DTYPE,
 ):
     """Answer one prompt, streaming the tokens."""
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    _open(run).say(messages, max_new_tokens=max_new_tokens, temperature=temperature)
+    _open(run, dtype).say(messages, max_new_tokens=max_new_tokens, temperature=temperature)
 
 
 @app.command()
@@ -126,9 +130,10 @@ def chat(
     system: str | None = SYSTEM,
     max_new_tokens: int = MAX_NEW_TOKENS,
     temperature: float = typer.Option(0.0, min=0.0),
+    dtype: str | None = DTYPE,
 ):
     """Talk to a run: streamed answers, multi-turn history. /reset clears it, /exit or Ctrl-D leaves."""
-    _open(run).chat(system, max_new_tokens=max_new_tokens, temperature=temperature)
+    _open(run, dtype).chat(system, max_new_tokens=max_new_tokens, temperature=temperature)
 
 
 @app.command()

@@ -13,9 +13,13 @@ from .errors import TunesmithError
 
 
 class Run:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, dtype: str | None = None):
+        """`dtype` ("fp32", "bf16", "fp16", "auto"): load the weights in it; unset = the dtype the run trained in."""
         self.path = Path(path)
         self.config = load_saved_config(self.path)
+        # Training saves the dtype it chose; "auto" here is a run saved before the setting existed: fp32.
+        trained = "fp32" if self.config.dtype == "auto" else self.config.dtype
+        self.config = self.config.model_copy(update={"dtype": dtype or trained})
         if not (self.path / "summary.json").is_file():  # written last by train: its absence means a crash
             raise TunesmithError(
                 f"{self.path}: this run did not finish (interrupted or crashed); continue it "
@@ -160,6 +164,8 @@ class Run:
     def chat(self, system: str | None = None, max_new_tokens: int = 256, temperature: float = 0.0):
         """Talk to the run in a terminal: streamed answers, multi-turn history; /reset clears it, /exit or
         Ctrl-D leaves."""
+        with contextlib.suppress(ImportError):  # line editing and history for input(); absent on Windows
+            import readline  # noqa: F401
         start = [{"role": "system", "content": system}] if system else []
         history = list(start)
         print(f"chatting with {self.path} (/reset, /exit)", file=sys.stderr)
@@ -177,7 +183,12 @@ class Run:
             elif line.strip():
                 history.append({"role": "user", "content": line})
                 sys.stdout.write("bot> ")
-                answer = self.say(history, max_new_tokens=max_new_tokens, temperature=temperature)
+                try:  # generation runs in this thread, so Ctrl-C stops it at once
+                    answer = self.say(history, max_new_tokens=max_new_tokens, temperature=temperature)
+                except KeyboardInterrupt:
+                    print("\n(answer stopped; that question is dropped from the history)", file=sys.stderr)
+                    history.pop()
+                    continue
                 history.append({"role": "assistant", "content": answer.strip()})
 
     @staticmethod

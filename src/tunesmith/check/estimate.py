@@ -91,7 +91,8 @@ def calibrate(task, cfg, tokenizer, items: list, meta: dict, log=lambda m: None)
         t = time.perf_counter()
         if s.neftune is not None:
             s.neftune.set_batch(batch)
-        loss_sum, n, _ = s.loss_mod(**batch)
+        with s.mixed.autocast():
+            loss_sum, n, _ = s.loss_mod(**batch)
         (loss_sum / max(n, 1)).backward()
         if cfg.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(s.params, cfg.max_grad_norm)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import torch
 
 from ..data.tokenize import render
+from ..models.merged import merged
+from .decode import decode
+from .decode import supported as decode_supported
+from .text import Detokenizer
 
 
 def _stop_ids(model, tokenizer) -> list[int]:
@@ -30,27 +32,57 @@ def _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p):
     return kw
 
 
-@torch.no_grad()
+def _encode(tokenizer, conversation) -> list[int]:
+    text = (
+        conversation if isinstance(conversation, str) else render(tokenizer, conversation, add_generation_prompt=True)
+    )
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def generate_batch(
     model,
     tokenizer,
     conversations: list[list[dict]],
     *,
     max_new_tokens: int = 128,
-    batch_size: int = 16,
+    batch_size: int = 32,
     temperature: float = 0.0,
     top_p: float = 1.0,
+    seed: int | None = 0,
     progress=None,
 ) -> list[str]:
-    """Answers for many conversations (or continuations of plain strings); similar lengths share a batch
-    so little time goes to padding."""
+    """Answers for many conversations (or continuations of plain strings). Our continuous-batching loop
+    (eval/decode.py) with LoRA merged for the duration where the model allows; else HF `generate` on
+    length-sorted batches. `batch_size`: rows that step together."""
     model.eval()
-    prompts = [
-        tokenizer(
-            c if isinstance(c, str) else render(tokenizer, c, add_generation_prompt=True), add_special_tokens=False
-        )["input_ids"]
-        for c in conversations
-    ]
+    prompts = [_encode(tokenizer, c) for c in conversations]
+    stops = _stop_ids(model, tokenizer)
+    if not decode_supported(model):
+        return _hf_batches(model, tokenizer, prompts, max_new_tokens, batch_size, temperature, top_p, progress)
+    # shortest first: rows admitted together have similar prompt lengths, so little padding is attended to
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[int]] = [[] for _ in prompts]
+    with merged(model):
+        events = decode(
+            model,
+            [prompts[i] for i in order],
+            max_new_tokens=max_new_tokens,
+            stop_ids=stops,
+            batch_size=batch_size,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+        )
+        for j, token in events:
+            if token is not None:
+                out[order[j]].append(token)
+            elif progress:
+                progress(1)
+    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+
+
+@torch.no_grad()
+def _hf_batches(model, tokenizer, prompts, max_new_tokens, batch_size, temperature, top_p, progress) -> list[str]:
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     kw = _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p)
@@ -78,27 +110,26 @@ def stream(
     max_new_tokens: int = 256,
     temperature: float = 0.0,
     top_p: float = 1.0,
+    seed: int | None = None,
 ):
-    """Yield text pieces as they are generated."""
-    from transformers import TextIteratorStreamer
-
+    """Yield text pieces as they are generated, in this thread (Ctrl-C stops it at once)."""
     model.eval()
-    enc = tokenizer(
-        render(tokenizer, conversation, add_generation_prompt=True), add_special_tokens=False, return_tensors="pt"
-    )
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kw = _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p)
-    thread = threading.Thread(
-        target=model.generate,
-        kwargs=dict(
-            input_ids=enc["input_ids"].to(model.device),
-            attention_mask=enc["attention_mask"].to(model.device),
-            streamer=streamer,
-            **kw,
-        ),
-    )
-    thread.start()
-    try:
-        yield from streamer
-    finally:
-        thread.join()
+    prompt = _encode(tokenizer, conversation)
+    if not decode_supported(model):
+        yield _hf_batches(model, tokenizer, [prompt], max_new_tokens, 1, temperature, top_p, None)[0]
+        return
+    detok = Detokenizer(tokenizer)
+    with merged(model):
+        for _, token in decode(
+            model,
+            [prompt],
+            max_new_tokens=max_new_tokens,
+            stop_ids=_stop_ids(model, tokenizer),
+            batch_size=1,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+        ):
+            piece = detok.flush() if token is None else detok.push(token)
+            if piece:
+                yield piece

@@ -29,12 +29,15 @@ def merged_model(run):
     """A fresh model with the LoRA deltas folded into its weights (W + scale * B @ A, in fp32).
 
     Loaded anew rather than from `run.model`: PEFT's merge_and_unload changes the base model in place, and
-    the caller's Run must keep working. A full fine-tuning run's weights are already standalone."""
+    the caller's Run must keep working. A full fine-tuning run's weights are already standalone.
+    Always fp32 and unquantized, whatever the run trained in: a LoRA delta far smaller than a weight would be
+    rounded away if added in bf16, and a 4-/8-bit run's adapter folds into its full-precision base."""
+    cfg = run.config.model_copy(update={"dtype": "fp32", "quantize": None})
     if not run.is_adapter:
-        return run.task.load_model(run.config, run.tokenizer, run.meta, source=run.path).eval()
+        return run.task.load_model(cfg, run.tokenizer, run.meta, source=run.path).eval()
     from peft import PeftModel
 
-    base = run.task.load_model(run.config, run.tokenizer, run.meta)
+    base = run.task.load_model(cfg, run.tokenizer, run.meta)
     # merge_and_unload also swaps a head trained in full (modules_to_save) for its trained copy.
     return PeftModel.from_pretrained(base, run.path).merge_and_unload().eval()
 

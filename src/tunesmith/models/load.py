@@ -66,23 +66,35 @@ def check_weights(src, allow_pickle: bool = False) -> None:
         )
 
 
-def load_pretrained(auto_class: str, name, trust_remote_code: bool = False, allow_pickle: bool = False, **config_kw):
-    """`auto_class` (e.g. "AutoModelForSequenceClassification") from an alias, folder or hub id, in fp32.
+def load_pretrained(
+    auto_class: str,
+    name,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    dtype: str = "fp32",
+    quantize: str | None = None,
+    **config_kw,
+):
+    """`auto_class` (e.g. "AutoModelForSequenceClassification") from an alias, folder or hub id, its weights in
+    `dtype` ("auto" | "fp32" | "bf16" | "fp16"), or in 4/8 bits with `quantize` (bitsandbytes, CUDA only).
 
     Weights come from safetensors only, unless `allow_pickle` (then a .bin is read with weights_only=True).
     """
-    import torch
     import transformers
+
+    from .precision import quantization_config, resolve_dtype
 
     src = resolve_model(name) if isinstance(name, str) else name
     check_weights(src, allow_pickle)
+    torch_dtype = resolve_dtype(dtype)
+    quant = quantization_config(quantize, torch_dtype)
+    if quant is not None:
+        config_kw["quantization_config"] = quant  # transformers places a quantized model on the current GPU
     cls = getattr(transformers, auto_class)
     # use_safetensors=True: transformers never falls back to a .bin; None: safetensors first, then .bin.
     safety = {"use_safetensors": None if allow_pickle else True, "weights_only": True}
     try:
-        model = cls.from_pretrained(
-            src, dtype=torch.float32, trust_remote_code=trust_remote_code, **safety, **config_kw
-        )
+        model = cls.from_pretrained(src, dtype=torch_dtype, trust_remote_code=trust_remote_code, **safety, **config_kw)
     except OSError as e:
         if isinstance(src, Path):
             raise TunesmithError(f"{src}: cannot load model ({e})") from None
@@ -97,5 +109,7 @@ def load_pretrained(auto_class: str, name, trust_remote_code: bool = False, allo
     return model
 
 
-def load_causal_lm(name, trust_remote_code: bool = False, allow_pickle: bool = False):
-    return load_pretrained("AutoModelForCausalLM", name, trust_remote_code, allow_pickle)
+def load_causal_lm(
+    name, trust_remote_code: bool = False, allow_pickle: bool = False, dtype: str = "fp32", quantize: str | None = None
+):
+    return load_pretrained("AutoModelForCausalLM", name, trust_remote_code, allow_pickle, dtype, quantize)

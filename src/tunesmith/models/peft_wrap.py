@@ -24,10 +24,16 @@ def lora_targets(model, head: tuple[str, ...]) -> list[str]:
 
 def wrap(model, method: str, lora_cfg, task_type: str | None = "CAUSAL_LM", head: tuple[str, ...] = ()):
     """`head`: module names trained in full even under LoRA (a new classifier has nothing to adapt)."""
+    from .precision import is_quantized, trainable_to_fp32
+
     if method == "full":
         model.requires_grad_(True)
+        trainable_to_fp32(model)
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if is_quantized(model):  # QLoRA: norms and embeddings to fp32, frozen; gradient checkpointing is the run's choice
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
     targets = lora_cfg.target_modules
     if targets == "all-linear" and head:
@@ -43,7 +49,11 @@ def wrap(model, method: str, lora_cfg, task_type: str | None = "CAUSAL_LM", head
         use_rslora=variant == "rslora",
         use_dora=variant == "dora",
     )
-    return get_peft_model(model, cfg)
+    model = get_peft_model(model, cfg)
+    # The adapter (and a task head trained in full) in fp32 over a bf16/fp16 base: AdamW's states follow
+    # the weights' dtype, and updates far below a bf16 weight's resolution would round to nothing.
+    trainable_to_fp32(model)
+    return model
 
 
 def count_params(model) -> tuple[int, int]:

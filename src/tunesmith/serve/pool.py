@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TunesmithError
+from ..eval.decode import cache_keyword
 from ..run import Run
 
 BASE_ROWS = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
@@ -99,14 +100,6 @@ def _base_key(name: str) -> str:
     return str(Path(src).resolve()) if isinstance(src, Path) else src
 
 
-def _cache_keyword(model) -> str:
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(type(base).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 def _stop_ids(model, tokenizer) -> frozenset:
     from ..eval.generate import _stop_ids as ids
 
@@ -186,7 +179,7 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
                 model.load_adapter(r.path, adapter_name=name)
             adapters[name] = r
         model.eval()
-        group = Group(model, AdapterRouting(model), name=cfg.model, cache_kw=_cache_keyword(model))
+        group = Group(model, AdapterRouting(model), name=cfg.model, cache_kw=cache_keyword(model))
         pool.groups.append(group)
         base_tok = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=first.task.CHAT)
         stops_base, ctx = _stop_ids(model, base_tok), _ctx_len(model)
@@ -219,7 +212,7 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
         log(f"loading {r.path} ({r.config.task}, {r.config.method})")
         model = r.model
         if r.task.SERVE_KIND == "generate":
-            group = Group(model, routing=None, name=rid, cache_kw=_cache_keyword(model))
+            group = Group(model, routing=None, name=rid, cache_kw=cache_keyword(model))
             pool.groups.append(group)
             pool.add(
                 Served(
@@ -260,7 +253,7 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
             log(f"loading base {base}")
             model = load_causal_lm(base).eval()
             tok = load_tokenizer(base)
-            group = Group(model, routing=None, name=base, cache_kw=_cache_keyword(model))
+            group = Group(model, routing=None, name=base, cache_kw=cache_keyword(model))
             pool.groups.append(group)
             chosen = Served(
                 base, "generate", "sft", tok, None, group, None, stop_ids=_stop_ids(model, tok), ctx_len=_ctx_len(model)

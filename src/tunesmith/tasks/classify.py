@@ -104,6 +104,8 @@ def load_model(cfg, tokenizer, meta, source=None):
         source or cfg.model,
         cfg.trust_remote_code,
         cfg.allow_pickle,
+        cfg.dtype,
+        cfg.quantize,
         num_labels=len(names),
         id2label={i: str(n) for i, n in enumerate(names)},
         label2id={str(n): i for i, n in enumerate(names)},

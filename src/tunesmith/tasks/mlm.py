@@ -146,7 +146,13 @@ def _build_head(model, missing: list[str]) -> bool:
 
 def load_model(cfg, tokenizer, meta=None, source=None):
     model, info = load_pretrained(
-        "AutoModelForMaskedLM", source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle, output_loading_info=True
+        "AutoModelForMaskedLM",
+        source or cfg.model,
+        cfg.trust_remote_code,
+        cfg.allow_pickle,
+        cfg.dtype,
+        cfg.quantize,
+        output_loading_info=True,
     )
     missing = [k for k in info.get("missing_keys", []) if "decoder.weight" not in k]
     if missing and _build_head(model, missing) and source is None:

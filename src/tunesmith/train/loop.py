@@ -21,6 +21,7 @@ from ..data.validate import summary as problems_line
 from ..errors import Interrupted, RunStopped, TunesmithError
 from ..eval.evaluate import evaluate_loss
 from ..models.load import load_tokenizer
+from ..models.precision import check_quantize, dtype_name
 from ..run import Run
 from ..tasks import get_task
 from .checkpoint import (
@@ -161,6 +162,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     if start_from is None:
         prepare_run_dir(out, force, check_only=True)  # say so now, not after loading data and model
     task = get_task(cfg.task)
+    check_quantize(cfg.quantize)
+    cfg = cfg.model_copy(update={"dtype": dtype_name(cfg.dtype)})  # the saved config records what "auto" chose
     tune_malloc()
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=task.CHAT)
@@ -185,8 +188,9 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     metric = metric_for(task, cfg, data)
     # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
-    setup = setup_model(cfg, task, tokenizer, data.meta, log)
+    setup = setup_model(cfg, task, tokenizer, data.meta, log, device_type=accelerator.device.type)
     loss_mod, optimizer, params, neftune = setup.loss_mod, setup.optimizer, setup.params, setup.neftune
+    mixed = setup.mixed
     if start_from is None:
         prepare_run_dir(out, force)
     else:
@@ -301,11 +305,13 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     def run_eval() -> bool:
         nonlocal last_eval_step
         t_eval = time.perf_counter()
-        row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, "sum"))}
+        with mixed.autocast():
+            row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, "sum"))}
         scores = ""
         if metric != "loss":
             model_now = accelerator.unwrap_model(loss_mod).model
-            row.update({f"eval_{k}": v for k, v in task.val_scores(model_now, tokenizer, data, cfg).items()})
+            with mixed.autocast():
+                row.update({f"eval_{k}": v for k, v in task.val_scores(model_now, tokenizer, data, cfg).items()})
             loss_mod.train()
             scores = "  " + "  ".join(
                 f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("eval_") and k[5:] in task.SELECT_METRICS
@@ -345,23 +351,25 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                     with accelerator.accumulate(loss_mod):
                         if neftune is not None:
                             neftune.set_batch(batch)
-                        loss_sum, n, _ = loss_mod(**batch)
+                        with mixed.autocast():
+                            loss_sum, n, _ = loss_mod(**batch)
                         loss = loss_sum / max(n, 1)
                         value = loss.item()
                         if not math.isfinite(value):
                             if cfg.on_nonfinite == "stop":
                                 non_finite("the training loss", value)
                             bad_step = True
-                        accelerator.backward(loss)
+                        accelerator.backward(mixed.scale(loss))
                         if accelerator.sync_gradients:
+                            mixed.unscale(optimizer)
                             if cfg.max_grad_norm:
                                 norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                                if not torch.isfinite(norm):
+                                # fp16: an overflow is the loss scaler's to handle (it skips the step, lowers the scale)
+                                if not torch.isfinite(norm) and mixed.scaler is None:
                                     if cfg.on_nonfinite == "stop":
                                         non_finite("the gradient norm", float(norm))
                                     bad_step = True
-                            if not bad_step:
-                                optimizer.step()
+                            mixed.step(optimizer, skip=bad_step)
                             optimizer.zero_grad(set_to_none=True)
                     real = real_tokens(batch)
                     st["tokens"] += real
@@ -430,6 +438,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             "task": cfg.task,
             "method": cfg.method,
             "model": cfg.model,
+            "dtype": cfg.dtype,
+            "quantize": cfg.quantize,
             "steps": step,
             "epochs": round(step / steps_per_epoch, 3),
             "tokens": st["tokens"],
