@@ -141,3 +141,36 @@ def test_ctrl_c_during_an_answer_drops_that_turn_and_keeps_chatting(monkeypatch,
     Run.chat(SimpleNamespace(path="run", say=say))
     assert seen == [["first"], ["second"]]  # the stopped question is not sent again
     assert "answer stopped" in capsys.readouterr().err
+
+
+def test_folded_switches_adapters_and_restores_the_exact_weights(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.models.merged import Folded
+    from tunesmith.serve.pool import AdapterRouting
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"), adapter_name="a")
+    model.add_adapter("b", LoraConfig(r=4, target_modules="all-linear"))
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    model.eval()
+    routing = AdapterRouting(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.tensor([PROMPTS[2]])
+    with torch.no_grad():
+        routed = {}
+        for name in ("a", "b"):
+            with routing([name]):
+                routed[name] = model(input_ids=ids).logits
+        folded = Folded(model)
+        for name in ("a", "b", "a"):  # switching folds the other adapter out first
+            folded.fold(name)
+            assert (model(input_ids=ids).logits - routed[name]).abs().max() < 1e-4
+        folded.fold(None)
+    assert (routed["a"] - routed["b"]).abs().max() > 0.1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

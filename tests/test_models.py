@@ -63,3 +63,17 @@ def test_logit_check_catches_a_bad_conversion(smol_dir):
         model.model.norm.weight.mul_(1.5)
     with pytest.raises(RuntimeError, match="differs"):
         registry._check_same_logits(model, smol_dir)
+
+
+def test_attention_dropout_is_set_on_the_modules_but_not_in_the_saved_config(tiny_bert):
+    from tunesmith.models.load import load_pretrained
+
+    def attention_p(model):
+        return {m.dropout.p for n, m in model.named_modules() if n.endswith("attention.self")}
+
+    ours = load_pretrained("AutoModelForMaskedLM", tiny_bert, attention_dropout=0.0)
+    own = load_pretrained("AutoModelForMaskedLM", tiny_bert)
+    assert own.config.attention_probs_dropout_prob == 0.1 and attention_p(own) == {0.1}
+    assert attention_p(ours) == {0.0}  # PyTorch's fused attention can run in training
+    assert ours.config.attention_probs_dropout_prob == 0.1  # an export keeps the authors' setting
+    assert {m.p for n, m in ours.named_modules() if n.endswith("output.dropout")} == {0.1}  # other dropout kept

@@ -73,12 +73,15 @@ def load_pretrained(
     allow_pickle: bool = False,
     dtype: str = "fp32",
     quantize: str | None = None,
+    attention_dropout: float | None = None,
     **config_kw,
 ):
     """`auto_class` (e.g. "AutoModelForSequenceClassification") from an alias, folder or hub id, its weights in
     `dtype` ("auto" | "fp32" | "bf16" | "fp16"), or in 4/8 bits with `quantize` (bitsandbytes, CUDA only).
 
     Weights come from safetensors only, unless `allow_pickle` (then a .bin is read with weights_only=True).
+    `attention_dropout`: the model is built with that dropout on its attention weights (None: its own); its
+    config keeps the original value, so an exported model trains as its authors set it.
     """
     import transformers
 
@@ -91,6 +94,7 @@ def load_pretrained(
     if quant is not None:
         config_kw["quantization_config"] = quant  # transformers places a quantized model on the current GPU
     cls = getattr(transformers, auto_class)
+    original = _attention_dropout(src, trust_remote_code, attention_dropout, config_kw)
     # use_safetensors=True: transformers never falls back to a .bin; None: safetensors first, then .bin.
     safety = {"use_safetensors": None if allow_pickle else True, "weights_only": True}
     try:
@@ -106,10 +110,39 @@ def load_pretrained(
         raise _hub_error(name, e) from None
     except ValueError as e:  # e.g. an architecture with no such head
         raise TunesmithError(f"{name}: cannot load as {auto_class.removeprefix('AutoModelFor')} ({e})") from None
+    config = (model[0] if isinstance(model, tuple) else model).config
+    for key, value in original.items():
+        setattr(config, key, value)
     return model
 
 
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def _attention_dropout(src, trust_remote_code, p, config_kw) -> dict:
+    """Put `p` into config_kw under whichever attention-dropout keys the model's config has; returns the
+    config's original values of those keys."""
+    if p is None:
+        return {}
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(src, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):  # loading the model itself will report the problem
+        return {}
+    original = {k: getattr(config, k) for k in ATTENTION_DROPOUT_KEYS if isinstance(getattr(config, k, None), float)}
+    config_kw.update({k: p for k in original if k not in config_kw})
+    return original
+
+
 def load_causal_lm(
-    name, trust_remote_code: bool = False, allow_pickle: bool = False, dtype: str = "fp32", quantize: str | None = None
+    name,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    dtype: str = "fp32",
+    quantize: str | None = None,
+    attention_dropout: float | None = None,
 ):
-    return load_pretrained("AutoModelForCausalLM", name, trust_remote_code, allow_pickle, dtype, quantize)
+    return load_pretrained(
+        "AutoModelForCausalLM", name, trust_remote_code, allow_pickle, dtype, quantize, attention_dropout
+    )

@@ -26,7 +26,7 @@ import torch
 
 from ..eval.decode import join_caches, keep_rows, pick, plain_cache, sampler
 from ..eval.text import Detokenizer, StopText
-from .pool import Served
+from .pool import BASE_ROWS, Served
 
 
 class Busy(Exception):
@@ -219,7 +219,13 @@ class Engine:
 
     def _forward(self, group, ids, mask, pos, cache, adapters):
         kw = {group.cache_kw: cache, "use_cache": True, "logits_to_keep": 1}
-        with group.routing(adapters) if group.routing else contextlib.nullcontext():
+        routing = group.routing
+        if group.folded is not None:  # rows all of one adapter: fold it in (docs/serve.md, "Concurrency")
+            names = set(adapters)
+            group.folded.fold(names.pop() if len(names) == 1 and BASE_ROWS not in names else None)
+            if group.folded.adapter is not None:
+                routing = None
+        with routing(adapters) if routing else contextlib.nullcontext():
             out = group.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kw)
         return out.logits[:, -1, :].float()
 

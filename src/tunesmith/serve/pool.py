@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import TunesmithError
 from ..eval.decode import cache_keyword
+from ..models.merged import Folded
 from ..run import Run
 
 BASE_ROWS = "__base__"  # PEFT's name for "no adapter" in a mixed-adapter batch
@@ -60,6 +61,7 @@ class Group:
     routing: AdapterRouting | None
     name: str
     cache_kw: str = "cache"  # the forward() keyword for the KV cache ("past_key_values" before transformers 5.x)
+    folded: Folded | None = None  # LoRA groups: the adapter folded into the weights while all rows use it
 
 
 @dataclass(eq=False)
@@ -179,7 +181,7 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
                 model.load_adapter(r.path, adapter_name=name)
             adapters[name] = r
         model.eval()
-        group = Group(model, AdapterRouting(model), name=cfg.model, cache_kw=cache_keyword(model))
+        group = Group(model, AdapterRouting(model), cfg.model, cache_keyword(model), Folded(model))
         pool.groups.append(group)
         base_tok = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=first.task.CHAT)
         stops_base, ctx = _stop_ids(model, base_tok), _ctx_len(model)

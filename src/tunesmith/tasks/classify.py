@@ -106,6 +106,7 @@ def load_model(cfg, tokenizer, meta, source=None):
         cfg.allow_pickle,
         cfg.dtype,
         cfg.quantize,
+        attention_dropout=cfg.attention_dropout,
         num_labels=len(names),
         id2label={i: str(n) for i, n in enumerate(names)},
         label2id={str(n): i for i, n in enumerate(names)},

@@ -152,6 +152,7 @@ def load_model(cfg, tokenizer, meta=None, source=None):
         cfg.allow_pickle,
         cfg.dtype,
         cfg.quantize,
+        attention_dropout=cfg.attention_dropout,
         output_loading_info=True,
     )
     missing = [k for k in info.get("missing_keys", []) if "decoder.weight" not in k]

@@ -13,7 +13,9 @@ from .base import Lengths, Prepared, Task, median_rows, register
 
 
 def load_model(cfg, tokenizer, meta=None, source=None):
-    return load_causal_lm(source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle, cfg.dtype, cfg.quantize)
+    return load_causal_lm(
+        source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle, cfg.dtype, cfg.quantize, cfg.attention_dropout
+    )
 
 
 def loss_module(model, meta=None):

@@ -109,6 +109,7 @@ def load_model(cfg, tokenizer, meta, source=None):
         cfg.allow_pickle,
         cfg.dtype,
         cfg.quantize,
+        attention_dropout=cfg.attention_dropout,
         num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},
