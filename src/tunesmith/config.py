@@ -103,7 +103,7 @@ class RunConfig(BaseModel):
         lt=1,
         description="dropout on attention weights in training; 0 lets PyTorch run its fused attention (any "
         "attention dropout makes it keep every attention matrix: for minilm-l6 mlm at 512 tokens, 1.8x slower "
-        "steps and over twice the memory); unset = the model's own (BERT's is 0.1)",
+        "steps and over twice the memory); null in YAML = the model's own (BERT's is 0.1)",
     )
 
     # Speed and memory (docs/speed.md); each was measured, none changes what is computed
