@@ -61,49 +61,22 @@ def questions(n: int) -> list[list[dict]]:
 
 
 def encode(tok, chats):
-    from tunesmith.data.tokenize import render
+    from tunesmith.eval.generate import encode as encode_one
 
-    return [tok(render(tok, c, add_generation_prompt=True), add_special_tokens=False)["input_ids"] for c in chats]
+    return [encode_one(tok, c) for c in chats]
 
 
-@torch.inference_mode()
-def hf_generate(model, tok, prompts, max_new, batch, stops) -> list[list[int]]:
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out = [None] * len(prompts)
-    for s in range(0, len(order), batch):
-        idx = order[s : s + batch]
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, i in enumerate(idx):
-            ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-            mask[r, width - len(prompts[i]) :] = 1
-        gen = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=max_new,
-            do_sample=False,
-            eos_token_id=stops,
-            pad_token_id=tok.pad_token_id,
-        )
-        for r, i in enumerate(idx):
-            out[i] = [t for t in gen[r, width:].tolist() if t not in stops]
-    return out
+def hf_generate(model, tok, prompts, max_new, batch) -> list[list[int]]:
+    """Plain HF `generate` (what a user gets by default) on the same PeftModel, unmerged."""
+    from tunesmith.eval.generate import hf_answer_ids
+
+    return hf_answer_ids(model, tok, prompts, max_new_tokens=max_new, batch_size=batch)
 
 
 def ours_generate(model, prompts, max_new, stops, batch) -> list[list[int]]:
-    from tunesmith.eval.decode import decode
-    from tunesmith.models.merged import merged
+    from tunesmith.eval.generate import answer_ids
 
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out = [[] for _ in prompts]
-    with merged(model):
-        for j, t in decode(
-            model, [prompts[i] for i in order], max_new_tokens=max_new, stop_ids=stops, batch_size=batch
-        ):
-            if t is not None:
-                out[order[j]].append(t)
-    return out
+    return answer_ids(model, prompts, stops=stops, max_new_tokens=max_new, batch_size=batch)
 
 
 def timed(fn):
@@ -128,10 +101,10 @@ def eval_workload(run, prompts, args, stops, results, check):
 
     systems = {
         "tunesmith": lambda: both(lambda: ours_generate(model, prompts, args.max_new_tokens, stops, args.batch)),
-        "hf_b1": lambda: both(lambda: hf_generate(model, tok, prompts[:k], args.max_new_tokens, 1, stops)),
+        "hf_b1": lambda: both(lambda: hf_generate(model, tok, prompts[:k], args.max_new_tokens, 1)),
     }
     for b in args.hf_batches:
-        systems[f"hf_b{b}"] = lambda b=b: both(lambda: hf_generate(model, tok, prompts, args.max_new_tokens, b, stops))
+        systems[f"hf_b{b}"] = lambda b=b: both(lambda: hf_generate(model, tok, prompts, args.max_new_tokens, b))
     for rep in range(args.repeats):
         for name, fn in systems.items():
             answers, wall = timed(fn)
@@ -146,7 +119,7 @@ def eval_workload(run, prompts, args, stops, results, check):
     results["eval/greedy_equal"] = {"equal": sum(a == b for a, b in pairs), "of": len(pairs)}
 
 
-def chat_workload(run, prompts, args, stops, results):
+def chat_workload(run, args, results):
     from tunesmith.eval.generate import stream
 
     model, tok = run.model, run.tokenizer
@@ -158,7 +131,7 @@ def chat_workload(run, prompts, args, stops, results):
             len(tok("".join(stream(model, tok, c, max_new_tokens=args.max_new_tokens)))["input_ids"]) for c in chats
         )
         wall_ours = time.perf_counter() - t0
-        answers, wall_hf = timed(lambda: hf_generate(model, tok, enc, args.max_new_tokens, 1, stops))
+        answers, wall_hf = timed(lambda: hf_generate(model, tok, enc, args.max_new_tokens, 1))
         hf_tokens = count(answers)
         for name, tokens, wall in (("tunesmith", ours, wall_ours), ("hf_b1", hf_tokens, wall_hf)):
             results.setdefault(f"chat/{name}", []).append({"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall})
@@ -273,7 +246,7 @@ def main(argv=None):
     results: dict = {"threads": torch.get_num_threads(), "args": vars(args)}
     wl = args.workloads.split(",")
     if "chat" in wl:
-        chat_workload(run, prompts, args, stops, results)
+        chat_workload(run, args, results)
     if "eval" in wl:
         eval_workload(run, prompts, args, stops, results, {})
     if "serve" in wl:

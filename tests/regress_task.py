@@ -17,7 +17,7 @@ from tunesmith.data.batch import holdout_split, pad
 from tunesmith.data.load import load_rows
 from tunesmith.errors import DataError
 from tunesmith.models.load import load_pretrained
-from tunesmith.tasks import Prepared, Task, register
+from tunesmith.tasks import Prepared, Task, load_settings, register
 from tunesmith.tasks.base import cut_lengths, median_rows
 
 
@@ -115,8 +115,7 @@ class Regress(Task):
         return load_pretrained(
             "AutoModelForSequenceClassification",
             source or cfg.model,
-            cfg.trust_remote_code,
-            cfg.allow_pickle,
+            **load_settings(cfg),
             num_labels=1,
             problem_type="regression",
             pad_token_id=tokenizer.pad_token_id,

@@ -138,7 +138,9 @@ def test_ctrl_c_during_an_answer_drops_that_turn_and_keeps_chatting(monkeypatch,
             raise KeyboardInterrupt
         return "an answer"
 
-    Run.chat(SimpleNamespace(path="run", say=say))
+    stub = SimpleNamespace(path="run", say=say, model=torch.nn.Linear(1, 1))
+    stub._chat_loop = lambda *a: Run._chat_loop(stub, *a)
+    Run.chat(stub)
     assert seen == [["first"], ["second"]]  # the stopped question is not sent again
     assert "answer stopped" in capsys.readouterr().err
 

@@ -166,9 +166,14 @@ class Run:
         Ctrl-D leaves."""
         with contextlib.suppress(ImportError):  # line editing and history for input(); absent on Windows
             import readline  # noqa: F401
-        start = [{"role": "system", "content": system}] if system else []
-        history = list(start)
+        from .models.merged import merged
+
         print(f"chatting with {self.path} (/reset, /exit)", file=sys.stderr)
+        with merged(self.model):  # once for the session, not again for every answer (about 1 s each here)
+            self._chat_loop([{"role": "system", "content": system}] if system else [], max_new_tokens, temperature)
+
+    def _chat_loop(self, start: list[dict], max_new_tokens: int, temperature: float):
+        history = list(start)
         while True:
             try:
                 line = input("you> ")

@@ -32,7 +32,9 @@ def _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p):
     return kw
 
 
-def _encode(tokenizer, conversation) -> list[int]:
+def encode(tokenizer, conversation) -> list[int]:
+    """Prompt token ids: a conversation rendered with the chat template up to the assistant's turn, or a
+    plain string as it is."""
     text = (
         conversation if isinstance(conversation, str) else render(tokenizer, conversation, add_generation_prompt=True)
     )
@@ -55,11 +57,20 @@ def generate_batch(
     (eval/decode.py) with LoRA merged for the duration where the model allows; else HF `generate` on
     length-sorted batches. `batch_size`: rows that step together."""
     model.eval()
-    prompts = [_encode(tokenizer, c) for c in conversations]
-    stops = _stop_ids(model, tokenizer)
-    if not decode_supported(model):
-        return _hf_batches(model, tokenizer, prompts, max_new_tokens, batch_size, temperature, top_p, progress)
-    # shortest first: rows admitted together have similar prompt lengths, so little padding is attended to
+    prompts = [encode(tokenizer, c) for c in conversations]
+    kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p)
+    if decode_supported(model):
+        out = answer_ids(model, prompts, stops=_stop_ids(model, tokenizer), seed=seed, progress=progress, **kw)
+    else:
+        out = hf_answer_ids(model, tokenizer, prompts, progress=progress, **kw)
+    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+
+
+def answer_ids(
+    model, prompts, *, stops, max_new_tokens, batch_size=32, temperature=0.0, top_p=1.0, seed=0, progress=None
+) -> list[list[int]]:
+    """Answer token ids (stop token left out) for prompt token ids, by our decode loop with LoRA merged.
+    Shortest prompts first: rows admitted together have similar lengths, so little padding is attended to."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     with merged(model):
@@ -78,14 +89,19 @@ def generate_batch(
                 out[order[j]].append(token)
             elif progress:
                 progress(1)
-    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+    return out
 
 
 @torch.no_grad()
-def _hf_batches(model, tokenizer, prompts, max_new_tokens, batch_size, temperature, top_p, progress) -> list[str]:
+def hf_answer_ids(
+    model, tokenizer, prompts, *, max_new_tokens, batch_size=32, temperature=0.0, top_p=1.0, progress=None
+) -> list[list[int]]:
+    """The same by HF `generate` on length-sorted, left-padded batches: for models our loop cannot run, and
+    as the benchmark's baseline. Each answer is cut at its first stop token."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    answers: list[str] = [""] * len(prompts)
+    answers: list[list[int]] = [[] for _ in prompts]
     kw = _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p)
+    stops = set(kw["eos_token_id"])
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         width = max(len(prompts[i]) for i in idx)
@@ -96,7 +112,10 @@ def _hf_batches(model, tokenizer, prompts, max_new_tokens, batch_size, temperatu
             mask[row, width - len(prompts[i]) :] = 1
         out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **kw)
         for row, i in enumerate(idx):
-            answers[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
+            for t in out[row, width:].tolist():
+                if t in stops:
+                    break
+                answers[i].append(t)
         if progress:
             progress(len(idx))
     return answers
@@ -114,9 +133,12 @@ def stream(
 ):
     """Yield text pieces as they are generated, in this thread (Ctrl-C stops it at once)."""
     model.eval()
-    prompt = _encode(tokenizer, conversation)
-    if not decode_supported(model):
-        yield _hf_batches(model, tokenizer, [prompt], max_new_tokens, 1, temperature, top_p, None)[0]
+    prompt = encode(tokenizer, conversation)
+    if not decode_supported(model):  # no streaming here: the whole answer at once
+        ids = hf_answer_ids(
+            model, tokenizer, [prompt], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
+        )
+        yield tokenizer.decode(ids[0], skip_special_tokens=True)
         return
     detok = Detokenizer(tokenizer)
     with merged(model):

@@ -135,14 +135,6 @@ def _attention_dropout(src, trust_remote_code, p, config_kw) -> dict:
     return original
 
 
-def load_causal_lm(
-    name,
-    trust_remote_code: bool = False,
-    allow_pickle: bool = False,
-    dtype: str = "fp32",
-    quantize: str | None = None,
-    attention_dropout: float | None = None,
-):
-    return load_pretrained(
-        "AutoModelForCausalLM", name, trust_remote_code, allow_pickle, dtype, quantize, attention_dropout
-    )
+def load_causal_lm(name, **settings):
+    """`load_pretrained("AutoModelForCausalLM", name, **settings)`."""
+    return load_pretrained("AutoModelForCausalLM", name, **settings)

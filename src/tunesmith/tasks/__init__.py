@@ -3,6 +3,6 @@ The training loop, evaluation, the data doctor, serving and export are shared an
 
 from __future__ import annotations
 
-from .base import Lengths, Prepared, Task, get_task, register, task_names
+from .base import Lengths, Prepared, Task, get_task, load_settings, register, task_names
 
-__all__ = ["Lengths", "Prepared", "Task", "get_task", "register", "task_names"]
+__all__ = ["Lengths", "Prepared", "Task", "get_task", "load_settings", "register", "task_names"]

@@ -178,6 +178,18 @@ class Task:
         raise TunesmithError(f"task {self.NAME} has no calibration batch (Task.calibration_items); use --no-estimate")
 
 
+def load_settings(cfg) -> dict:
+    """The run's settings for `models.load.load_pretrained`, so every task loads its model the same way:
+    `load_pretrained(AUTO_CLASS, source or cfg.model, **load_settings(cfg), <the task's own config keys>)`."""
+    return dict(
+        trust_remote_code=cfg.trust_remote_code,
+        allow_pickle=cfg.allow_pickle,
+        dtype=cfg.dtype,
+        quantize=cfg.quantize,
+        attention_dropout=cfg.attention_dropout,
+    )
+
+
 def cut_lengths(ids: list[list[int]], max_seq_len: int) -> Lengths:
     """Lengths of rows that training truncates at `max_seq_len` (classify, tokens: one item per row)."""
     out = Lengths()

@@ -18,7 +18,7 @@ from ..data.batch import holdout_split, pad
 from ..data.labelled import check_known, label_order, labelled_row, read_labelled
 from ..errors import TunesmithError
 from ..models.load import load_pretrained
-from .base import Prepared, Task, cut_lengths, median_rows, register
+from .base import Prepared, Task, cut_lengths, load_settings, median_rows, register
 
 
 @dataclass
@@ -102,11 +102,7 @@ def load_model(cfg, tokenizer, meta, source=None):
     model = load_pretrained(
         "AutoModelForSequenceClassification",
         source or cfg.model,
-        cfg.trust_remote_code,
-        cfg.allow_pickle,
-        cfg.dtype,
-        cfg.quantize,
-        attention_dropout=cfg.attention_dropout,
+        **load_settings(cfg),
         num_labels=len(names),
         id2label={i: str(n) for i, n in enumerate(names)},
         label2id={str(n): i for i, n in enumerate(names)},

@@ -19,7 +19,7 @@ from ..data.tokenize import IGNORE
 from ..errors import TunesmithError
 from ..eval.evaluate import evaluate_run
 from ..models.load import load_pretrained
-from .base import Prepared, Task, register
+from .base import Prepared, Task, load_settings, register
 from .clm import _texts, documents_for, tail_holdout, text_lengths
 
 VAL_MASK_SEED = 1234
@@ -146,14 +146,7 @@ def _build_head(model, missing: list[str]) -> bool:
 
 def load_model(cfg, tokenizer, meta=None, source=None):
     model, info = load_pretrained(
-        "AutoModelForMaskedLM",
-        source or cfg.model,
-        cfg.trust_remote_code,
-        cfg.allow_pickle,
-        cfg.dtype,
-        cfg.quantize,
-        attention_dropout=cfg.attention_dropout,
-        output_loading_info=True,
+        "AutoModelForMaskedLM", source or cfg.model, **load_settings(cfg), output_loading_info=True
     )
     missing = [k for k in info.get("missing_keys", []) if "decoder.weight" not in k]
     if missing and _build_head(model, missing) and source is None:

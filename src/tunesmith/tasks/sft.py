@@ -9,13 +9,11 @@ from ..errors import DataError
 from ..eval.evaluate import evaluate_run
 from ..models.heads import CausalLMLoss
 from ..models.load import load_causal_lm
-from .base import Lengths, Prepared, Task, median_rows, register
+from .base import Lengths, Prepared, Task, load_settings, median_rows, register
 
 
 def load_model(cfg, tokenizer, meta=None, source=None):
-    return load_causal_lm(
-        source or cfg.model, cfg.trust_remote_code, cfg.allow_pickle, cfg.dtype, cfg.quantize, cfg.attention_dropout
-    )
+    return load_causal_lm(source or cfg.model, **load_settings(cfg))
 
 
 def loss_module(model, meta=None):

@@ -20,7 +20,7 @@ from ..data.labelled import CONLL_SUFFIXES, TaggedSentence, check_bio, read_tagg
 from ..data.tokenize import IGNORE
 from ..errors import TunesmithError
 from ..models.load import load_pretrained
-from .base import Prepared, Task, cut_lengths, median_rows, register
+from .base import Prepared, Task, cut_lengths, load_settings, median_rows, register
 
 
 @dataclass
@@ -105,11 +105,7 @@ def load_model(cfg, tokenizer, meta, source=None):
     return load_pretrained(
         "AutoModelForTokenClassification",
         source or cfg.model,
-        cfg.trust_remote_code,
-        cfg.allow_pickle,
-        cfg.dtype,
-        cfg.quantize,
-        attention_dropout=cfg.attention_dropout,
+        **load_settings(cfg),
         num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},
