@@ -3,7 +3,7 @@
 Workloads, each on SmolLM2-135M with a LoRA adapter (a short run on support_bitext, trained once under
 --workdir and reused), greedy, fp32, in this one process:
   chat   one prompt at a time, up to --max-new-tokens: tunesmith's `stream` (what `tunesmith chat` runs)
-         against plain HF `generate` at batch 1 on the same PeftModel.
+         against plain HF `generate` at batch 1 on the same PeftModel, and HF with prompt lookup.
   eval   --rows support_bitext validation questions answered by the tuned model and by the base (adapter
          off): tunesmith's `generate_batch` (what `tunesmith eval` runs) against HF `generate` at batch 1
          and at batch 8/16/32 on length-sorted, left-padded batches (HF's best of those is reported).
@@ -119,23 +119,57 @@ def eval_workload(run, prompts, args, stops, results, check):
     results["eval/greedy_equal"] = {"equal": sum(a == b for a, b in pairs), "of": len(pairs)}
 
 
+def hf_lookup(model, tok, prompts, max_new, k) -> list[list[int]]:
+    """HF `generate` at batch 1 with its prompt-lookup decoding (`prompt_lookup_num_tokens`): the issue's
+    n-gram speculation lever, measured on HF's own implementation."""
+    from tunesmith.eval.generate import _gen_kwargs
+
+    kw = _gen_kwargs(model, tok, max_new, 0.0, 1.0)
+    stops, out = set(kw["eos_token_id"]), []
+    with torch.no_grad():
+        for p in prompts:
+            ids = torch.tensor([p])
+            new = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), prompt_lookup_num_tokens=k, **kw)
+            answer = []
+            for t in new[0, len(p) :].tolist():
+                if t in stops:
+                    break
+                answer.append(t)
+            out.append(answer)
+    return out
+
+
 def chat_workload(run, args, results):
+    """One prompt at a time, greedy: tunesmith's `stream` inside one folded-adapter session (its wall time
+    includes the folding), HF `generate` at batch 1, and HF with its prompt lookup; the answers' text is
+    compared with HF's plain greedy."""
     from tunesmith.eval.generate import stream
+    from tunesmith.models.merged import merged
 
     model, tok = run.model, run.tokenizer
     chats = questions(args.chat_prompts)
     enc = encode(tok, chats)
     for rep in range(args.repeats):
         t0 = time.perf_counter()
-        ours = sum(
-            len(tok("".join(stream(model, tok, c, max_new_tokens=args.max_new_tokens)))["input_ids"]) for c in chats
-        )
+        with merged(model):  # as `tunesmith chat`: the adapter is folded in once a session, not per answer
+            texts = ["".join(stream(model, tok, c, max_new_tokens=args.max_new_tokens)) for c in chats]
         wall_ours = time.perf_counter() - t0
+        ours = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
         answers, wall_hf = timed(lambda: hf_generate(model, tok, enc, args.max_new_tokens, 1))
-        hf_tokens = count(answers)
-        for name, tokens, wall in (("tunesmith", ours, wall_ours), ("hf_b1", hf_tokens, wall_hf)):
+        looked, wall_look = timed(lambda: hf_lookup(model, tok, enc, args.max_new_tokens, args.lookup))
+        runs = (
+            ("tunesmith", ours, wall_ours),
+            ("hf_b1", count(answers), wall_hf),
+            ("hf_lookup", count(looked), wall_look),
+        )
+        for name, tokens, wall in runs:
             results.setdefault(f"chat/{name}", []).append({"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall})
             print(f"chat repeat {rep} {name}: {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s", flush=True)
+        ref = [tok.decode(a, skip_special_tokens=True) for a in answers]
+        results["chat/greedy_equal"] = {
+            "equal": sum(a.strip() == b.strip() for a, b in zip(texts, ref)),
+            "of": len(ref),
+        }
 
 
 class Tally:
@@ -217,6 +251,9 @@ def table(results: dict, args) -> str:
     if "eval/greedy_equal" in results:
         g = results["eval/greedy_equal"]
         lines.append(f"\nGreedy answers equal to HF's, token for token: {g['equal']} of {g['of']}.")
+    if "chat/greedy_equal" in results:
+        g = results["chat/greedy_equal"]
+        lines.append(f"Chat answers equal to HF's greedy text: {g['equal']} of {g['of']}.")
     return "\n".join(lines)
 
 
@@ -228,6 +265,7 @@ def main(argv=None):
     ap.add_argument("--hf-batches", default="8,16,32", help="eval: HF batch sizes tried")
     ap.add_argument("--batch", type=int, default=32, help="tunesmith: rows stepping together")
     ap.add_argument("--chat-prompts", type=int, default=3)
+    ap.add_argument("--lookup", type=int, default=4, help="chat: HF's prompt_lookup_num_tokens")
     ap.add_argument("--requests", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)

@@ -90,9 +90,12 @@ def test_merged_generates_the_same_and_restores_weights_exactly(lora_llama):
     ids = torch.tensor([PROMPTS[2]])
     with torch.no_grad():
         unmerged_logits = lora_llama(input_ids=ids).logits
+        wrappers = [m for m in lora_llama.modules() if hasattr(m, "lora_A")]
         with merged(lora_llama):
             merged_logits = lora_llama(input_ids=ids).logits
-            assert all(m.merged for m in lora_llama.modules() if hasattr(m, "lora_A"))
+            assert all(m.merged for m in wrappers)
+            assert not any(hasattr(m, "lora_A") for m in lora_llama.modules())  # plain layers stand in meanwhile
+        assert [m for m in lora_llama.modules() if hasattr(m, "lora_A")] == wrappers  # and the wrappers are back
         with lora_llama.disable_adapter():
             base_logits = lora_llama(input_ids=ids).logits
     assert (merged_logits - unmerged_logits).abs().max() < 1e-4

@@ -202,4 +202,37 @@ def test_cli_refuses_what_this_machine_cannot_run(tiny_llama, tmp_path, monkeypa
 
     code, err = _cli(monkeypatch, capsys, *train, "--quantize", "4bit", "--method", "full")
     assert code == 2 and "quantize 4bit needs method lora" in err
+    monkeypatch.setitem(sys.modules, "liger_kernel", None)
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", None)
+    code, err = _cli(monkeypatch, capsys, *train, "--liger")
+    assert code == 2 and err == "error: --liger needs liger-kernel: pip install 'tunesmith[liger]'"
+    _no_cuda(monkeypatch)
+    code, err = _cli(monkeypatch, capsys, *train, "--liger")
+    assert (
+        code == 2 and err == "error: --liger: Liger's kernels are Triton kernels and need a CUDA GPU; none is visible"
+    )
     assert not out.exists()  # every refusal comes before the run folder is written
+
+
+def test_liger_patches_the_base_model_under_lora(tiny_llama, monkeypatch):
+    """Only the hand-off can be checked without a GPU: the kernels are applied to the PEFT model's base, with
+    tunesmith's own loss left in place (no fused cross-entropy patch)."""
+    import types
+
+    from tunesmith.config import RunConfig
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.tasks import get_task
+    from tunesmith.train.setup import setup_model
+
+    calls = []
+    fake = types.ModuleType("liger_kernel.transformers")
+    fake._apply_liger_kernel_to_instance = lambda model, **kw: calls.append((model, kw))
+    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", fake)
+    cfg = RunConfig(model=str(tiny_llama), data="unused.jsonl", liger=True, lr=1e-3, lora={"r": 4, "alpha": 8})
+    logged = []
+    s = setup_model(cfg, get_task("sft"), load_tokenizer(str(tiny_llama)), {}, log=logged.append)
+    [(model, kw)] = calls
+    assert model is s.model.get_base_model()
+    assert kw == dict(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False)
+    assert "liger: RMSNorm, SwiGLU and RoPE kernels on (llama)" in logged

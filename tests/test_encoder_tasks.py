@@ -297,6 +297,33 @@ def test_mlm_builds_a_tied_head_and_lowers_masked_loss(tiny_bert, tmp_path):
     assert res["tuned"]["loss"] < res["base"]["loss"] and res["tuned"]["perplexity"] < res["base"]["perplexity"]
 
 
+def test_mlm_head_rows_are_rounded_up_without_changing_the_loss(tiny_bert):
+    """The head sees a multiple of HEAD_ROWS rows (a fixed set of shapes keeps memory flat); the padding rows
+    are unmasked positions and change neither the summed loss, the count nor the correct predictions."""
+    import torch.nn.functional as F
+
+    from tunesmith.config import build_config
+    from tunesmith.models.load import load_tokenizer
+    from tunesmith.tasks import mlm
+
+    cfg = build_config(None, model=str(tiny_bert), data="x", task="mlm")
+    model = mlm.load_model(cfg, load_tokenizer(str(tiny_bert), chat=False)).eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 100, (3, 200), generator=g)
+    labels = torch.full_like(ids, IGNORE)
+    where = torch.rand(ids.shape, generator=g) < 0.15
+    labels[where] = ids[where]
+    seen = []
+    hook = model.cls.register_forward_hook(lambda m, a, out: seen.append(a[0].shape[0]))
+    with torch.no_grad():
+        loss, n, correct = mlm.MaskedLMLoss(model)(ids, torch.ones_like(ids), labels)
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[where].float()
+    hook.remove()
+    assert n == int(where.sum()) and 0 < n < mlm.HEAD_ROWS and seen[0] == mlm.HEAD_ROWS
+    assert torch.allclose(loss, F.cross_entropy(logits, ids[where], reduction="sum"), rtol=1e-5)
+    assert int(correct) == int((logits.argmax(-1) == ids[where]).sum())
+
+
 def test_mlm_lora_trains_the_built_head_and_reloads_identically(tiny_bert, tmp_path):
     (tmp_path / "t.txt").write_text("\n\n".join(f"the cat number {i} sat on the mat." for i in range(300)))
     run = _train(

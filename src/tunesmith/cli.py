@@ -74,15 +74,65 @@ def eval_cmd(
     batch_size: int = typer.Option(16),
     max_new_tokens: int | None = typer.Option(None, help="default: from the reference lengths"),
     dtype: str | None = DTYPE,
+    general: str | None = typer.Option(
+        None,
+        metavar="FILE|default|none",
+        help="general-ability probe (sft/clm): a file, the shipped one, or none; default: the run's own",
+    ),
+    baselines: str | None = typer.Option(
+        None,
+        metavar="NAME,...",
+        help="also score options without fine-tuning on the same rows, and print a verdict: zero-shot, few-shot, "
+        "rag, tuned+rag (sft); linear-probe (classify)",
+    ),
+    shots: int = typer.Option(4, min=0, help="few-shot: training examples before each question"),
+    top_k: int = typer.Option(4, min=1, help="rag: retrieved training pairs (or --docs passages) per question"),
+    docs: str | None = typer.Option(None, help="rag: retrieve from this text file or folder of .txt/.md files"),
+    retrieval: str = typer.Option(
+        "hybrid", metavar="[hybrid|dense|bm25]", help="rag: BM25 and MiniLM rankings fused, or one of them alone"
+    ),
+    train_data: str | None = typer.Option(
+        None, help="the training file few-shot, rag and linear-probe draw on; default: the run's own"
+    ),
 ):
     """Score a run on held-out data, side by side with its base model."""
+    from .eval.baselines import parse
     from .eval.compare import print_comparison
 
+    names = parse(baselines)  # a bad name fails here, before any model is loaded
+    if retrieval not in ("hybrid", "dense", "bm25"):
+        raise TunesmithError(f"unknown retrieval method '{retrieval}' (known: hybrid, dense, bm25)")
+    extra = dict(baselines=names, shots=shots, top_k=top_k, docs=docs, train_path=train_data) if names else {}
+    if names:
+        extra["retrieval"] = retrieval
     r = _open(run, dtype)
-    result = r.evaluate(data, base=not no_base, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    result = r.evaluate(
+        data, base=not no_base, batch_size=batch_size, max_new_tokens=max_new_tokens, general=general, **extra
+    )
     clean = r.save_eval(result, data)
     if as_json:
-        typer.echo(json.dumps({"task": r.config.task, **{k: clean[k] for k in ("rows", "base", "tuned")}}))
+        typer.echo(
+            json.dumps(
+                {
+                    "task": r.config.task,
+                    **{
+                        k: clean[k]
+                        for k in (
+                            "rows",
+                            "base",
+                            "tuned",
+                            "few_shot",
+                            "rag",
+                            "tuned_rag",
+                            "retrieval",
+                            "verdict",
+                            "general",
+                        )
+                        if k in clean
+                    },
+                }
+            )
+        )
     else:
         print_comparison(result, f"{r.path} on {data} ({result['rows']} rows)")
 
@@ -199,12 +249,17 @@ def serve(
         None, help="require 'Authorization: Bearer KEY' (default: $TUNESMITH_API_KEY, unset = no key)"
     ),
     threads: int | None = typer.Option(None, min=1, help="CPU threads for the model (default: torch's)"),
+    engine: str = typer.Option(
+        "tunesmith",
+        metavar="[tunesmith|vllm]",
+        help="generation engine: tunesmith's own (CPU or GPU), or vllm (CUDA GPU, pip install 'tunesmith[vllm]')",
+    ),
 ):
     """Serve runs over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/classify, ...)."""
     from .serve import serve as run_server
 
     _quiet_libraries()
-    run_server(list(runs or []), base=base, host=host, port=port, api_key=api_key, threads=threads)
+    run_server(list(runs or []), base=base, host=host, port=port, api_key=api_key, threads=threads, engine=engine)
 
 
 @app.command()
@@ -226,6 +281,38 @@ def demo(
 
     _quiet_libraries()
     run_demo(output, force=force)
+
+
+@app.command()
+def report(
+    run: Path = RUN, out: Path | None = typer.Option(None, help="HTML file to write (default: RUN/report.html)")
+):
+    """One self-contained HTML page about a run: config, data, loss curves, evaluations, samples, time."""
+    from .report import write_report
+
+    typer.echo(str(write_report(run, out)))
+
+
+@app.command()
+@config_options()
+def curve(
+    overrides: dict,
+    sizes: str = typer.Option("0.25,0.5,1.0", help="fractions of the training rows, one run each (nested subsets)"),
+    config: Path | None = typer.Option(None, help="YAML config, as for train; flags override it"),
+    force: bool = typer.Option(False, help="replace a non-empty --output folder"),
+):
+    """Would more data help? Train on nested subsets of --data, score each on --val-data, fit the trend.
+
+    Writes curve.json and curve.png into --output (default runs/curve; the subset runs go in subfolders)."""
+    from . import build_config
+    from .train.curve import learning_curve, parse_sizes
+
+    output = overrides.pop("output", None) or "runs/curve"  # a config's `output` names a run, not a curve
+    fractions = parse_sizes(sizes)
+    cfg = build_config(config, **overrides)
+    _quiet_libraries()
+    learning_curve(cfg, fractions, output, force=force)
+    typer.echo(str(Path(output) / "curve.json"))
 
 
 def main():

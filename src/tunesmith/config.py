@@ -116,6 +116,9 @@ class RunConfig(BaseModel):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in backward: less memory, slower steps"
     )
+    liger: bool = Field(
+        False, description="Liger's Triton kernels for RMSNorm, SwiGLU and RoPE; CUDA and liger-kernel only"
+    )
 
     # Precision (docs/training.md, "Precision and quantization")
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -143,6 +146,19 @@ class RunConfig(BaseModel):
     )
     val_generate_rows: int = Field(
         64, ge=1, description="sft: validation rows answered (greedy) at each evaluation to score contains / token_f1"
+    )
+    general: str | None = Field(
+        "default",
+        description="sft/clm: the general-ability probe, scored at step 0, at every evaluation and by eval, to "
+        "show forgetting: default = the shipped one (40 questions and a text), a file of chat rows with "
+        "must_contain and/or text rows, or none (off); encoder tasks never score it",
+    )
+    max_forgetting: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="sft/clm: the largest relative fall of the probe's contains score below step 0's that a kept "
+        "evaluation may show (0.1 = 10%); the first evaluation over it stops the run; unset = no limit",
     )
     tensorboard: bool = Field(True, description="write TensorBoard logs to the run's tensorboard/")
 
@@ -184,7 +200,27 @@ class RunConfig(BaseModel):
             raise ValueError(
                 f"quantize {self.quantize} needs method lora (QLoRA): 4-/8-bit weights cannot be trained in full"
             )
+        if self.max_forgetting is not None and (self.general is None or self.general.strip().lower() == "none"):
+            raise ValueError("max_forgetting needs the general-ability probe; general is none")
         return self
+
+
+# Reference GPUs for the cost line of the verdict under `tunesmith eval --baselines` (eval/verdict.py,
+# training_cost). That cost is an ESTIMATE, not a measurement: the run's training tokens / (peak FLOP/s x
+# utilisation / FLOPs per token) seconds at the hourly price, with FLOPs per token = 6 x parameters for full
+# fine-tuning and 4 x parameters for LoRA (frozen weights get no weight gradient).
+# - usd_per_hour: the on-demand list price of one GPU on a public cloud as published in 2024; prices change and
+#   differ by provider and region, so check yours. A100 40GB: AWS p4d.24xlarge, $32.77/h for 8 GPUs, us-east-1.
+#   T4: AWS g4dn.xlarge, $0.526/h, us-east-1.
+# - peak_tflops: NVIDIA's datasheet dense tensor-core peak (A100: 312 BF16; T4: 65 FP16).
+# - utilisation: the share of that peak a training step is assumed to reach; 0.3 is a common figure for large
+#   models. Small models with short rows and small batches usually reach less (not measured by this project),
+#   so for them the estimate is a lower bound on GPU time and price.
+GPU_PRICES = {
+    "a100-40gb": {"name": "NVIDIA A100 40GB", "usd_per_hour": 4.10, "peak_tflops": 312, "utilisation": 0.3},
+    "t4": {"name": "NVIDIA T4", "usd_per_hour": 0.526, "peak_tflops": 65, "utilisation": 0.3},
+}
+REFERENCE_GPU = GPU_PRICES["a100-40gb"]  # the one the verdict prices fine-tuning on
 
 
 # Settings as transformers' TrainingArguments and its example scripts name them -> ours.

@@ -87,10 +87,34 @@ class Run:
 
         return with_system(messages, self.config.system_prompt)
 
-    def evaluate(self, data: str | Path, base: bool = True, save: bool = False, **kw) -> dict:
-        """The task's metrics on a held-out file: {"rows", "tuned", "base"}; `save`: also write them to the
-        run folder (`save_eval`)."""
+    def evaluate(
+        self, data: str | Path, base: bool = True, save: bool = False, general: str | None = None, **kw
+    ) -> dict:
+        """The task's metrics on a held-out file: {"rows", "tuned", "base"}, plus "general" for tasks that
+        generate text: the general-ability probe on both models and the relative drop of its score
+        (eval/general.py; `general`: a probe file, "default" or "none"; unset = the run's own setting);
+        `save`: also write them to the run folder (`save_eval`).
+
+        `baselines` (["few-shot", "rag", ...] or "few-shot,rag"; eval/baselines.py) adds what could be had
+        without fine-tuning, scored the same way, and a "verdict"; with `shots`, `top_k`, `docs`, `train_path`
+        (default: the run's training file) and `gpu` (default: config.REFERENCE_GPU, for the cost estimate)."""
+        from .eval.general import general_block
+
+        if kw.get("baselines"):
+            from .config import REFERENCE_GPU
+            from .eval.baselines import check_applies, parse
+
+            kw["baselines"] = parse(kw["baselines"])
+            check_applies(kw["baselines"], self.task.BASELINES, self.config.task)
+            kw.setdefault("gpu", REFERENCE_GPU)
+            if kw.get("train_path") is None:
+                kw["train_path"] = self.config.data
+        else:
+            kw.pop("baselines", None)
         result = self.task.evaluate(self, str(data), base=base, **kw)
+        block = general_block(self, general, base=base)
+        if block is not None:
+            result["general"] = block
         if save:
             self.save_eval(result, data)
         return result

@@ -41,12 +41,18 @@ def class_baselines(
             guess = [rng.randrange(k) for _ in range(n)]
         draws.append(class_metrics(y_true, guess, names, multi_label))
     chance = _mean_metrics(draws)
-    if multi_label:
-        frequent = [1 if c > 0.5 * train_rows else 0 for c in train_counts]  # labels on most training rows
-        majority = class_metrics(y_true, [frequent] * n, names, True)
-    else:
-        majority = class_metrics(y_true, [int(np.argmax(train_counts))] * n, names)
+    majority = class_metrics(
+        y_true, [majority_prediction(train_counts, train_rows, multi_label)] * n, names, multi_label
+    )
     return {"chance": chance, "majority": majority}
+
+
+def majority_prediction(train_counts: list[int], train_rows: int, multi_label: bool = False):
+    """The majority baseline's one answer: the commonest training class, or (multi-label) the labels on most
+    training rows as a 0/1 row."""
+    if multi_label:
+        return [1 if c > 0.5 * train_rows else 0 for c in train_counts]
+    return int(np.argmax(train_counts))
 
 
 def _mean_metrics(rows: list[dict]) -> dict:

@@ -13,7 +13,7 @@ import torch
 
 from ..data.batch import ordered_loader
 from .generate import generate_batch
-from .metrics import score_generations
+from .metrics import row_scores, score_generations
 
 
 @torch.no_grad()
@@ -52,9 +52,11 @@ def _score(
         preds = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=gen_batch_size)
         res.update(score_generations(preds, refs, musts))
         res["samples"] = [
-            {"prompt": p[-1]["content"], "reference": r, "answer": a} for p, r, a in list(zip(prompts, refs, preds))[:5]
+            {"prompt": p[-1]["content"], "reference": r, "answer": a}
+            for p, r, a in list(zip(prompts, refs, preds))[:10]
         ]
         res["_answers"] = preds
+        res["_rows"] = row_scores(preds, refs, musts)  # per-row scores, for the baselines' paired bootstrap
     return res
 
 
@@ -90,11 +92,25 @@ def evaluate_run(
     gen_batch_size: int = 64,
     max_new_tokens: int | None = None,
     log=None,
+    baselines=None,
+    shots: int = 4,
+    top_k: int = 4,
+    docs=None,
+    train_path=None,
+    gpu: dict | None = None,
+    embedder: str = "minilm-l6",
+    retrieval: str = "hybrid",
 ) -> dict:
     """{"tuned": metrics, "base": metrics or None} on a held-out file.
 
     Generation uses large batches because they pay on CPU: 104 short answers took 43 s at batch 64
     against 74 s at batch 16.
+
+    `baselines` (eval/baselines.py: zero-shot, few-shot, rag, tuned+rag) add "few_shot", "rag", "tuned_rag",
+    "retrieval" and "verdict"; `train_path` (default: the run's training file) gives the few-shot examples
+    and the pairs rag retrieves from, `docs` a text file or folder to retrieve from instead; `retrieval`:
+    hybrid (BM25 and `embedder` fused), dense or bm25; `gpu`: the reference GPU of the verdict's cost estimate
+    (config.REFERENCE_GPU).
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     cfg = run.config
@@ -107,8 +123,27 @@ def evaluate_run(
     if max_new_tokens is None and refs:
         max_new_tokens = answer_budget(tokenizer, refs, 512)
     args = (task, run.meta, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size)
+    plan = None
+    if baselines:
+        from . import baselines as bl
+
+        names = bl.parse(baselines)
+        bl.check_applies(names, bl.GENERATION, cfg.task)
+        base = base or "zero-shot" in names
+        kw = dict(shots=shots, top_k=top_k, docs=docs, train_path=train_path, embedder=embedder, log=log)
+        kw["retrieval"] = retrieval
+        plan = bl.plan(run, chats, names, max_new_tokens=max_new_tokens, **kw)  # fails before any generation
+        gen = dict(max_new_tokens=max_new_tokens, batch_size=gen_batch_size, log=log)
     result = {"rows": n_rows, "tuned": _score(run.model, *args, "tuned", log), "base": None}
-    if base:
+    if base or (plan and plan.base_keys()):
         with run.base_model() as base_model:
-            result["base"] = _score(base_model, *args, "base", log)
+            if base:
+                result["base"] = _score(base_model, *args, "base", log)
+            if plan:
+                bl.run_systems(base_model, tokenizer, plan, plan.base_keys(), result, **gen)
+    if plan:
+        bl.run_systems(run.model, tokenizer, plan, [k for k in ("tuned_rag",) if k in plan.prompts], result, **gen)
+        if plan.retrieval:
+            result["retrieval"] = plan.retrieval
+        result["verdict"] = bl.generation_verdict(result, plan, run.summary, gpu, cfg.method)
     return result

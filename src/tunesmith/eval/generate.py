@@ -142,7 +142,7 @@ def stream(
         return
     detok = Detokenizer(tokenizer)
     with merged(model):
-        for _, token in decode(
+        tokens = decode(
             model,
             [prompt],
             max_new_tokens=max_new_tokens,
@@ -151,7 +151,8 @@ def stream(
             temperature=temperature,
             top_p=top_p,
             seed=seed,
-        ):
+        )
+        for _, token in tokens:
             piece = detok.flush() if token is None else detok.push(token)
             if piece:
                 yield piece

@@ -241,13 +241,21 @@ def contains(pred: str, needles: list[str]) -> float:
     return float(all(not (n := normalise_fact(needle)) or f" {n} " in hay for needle in needles))
 
 
+def row_scores(preds: list[str], refs: list[str], musts: list[list[str]]) -> dict[str, list]:
+    """Each row's score, per metric (the means of these are `score_generations`): exact_match, token_f1,
+    rouge_l, and contains (None on rows without must_contain). For paired comparisons of two systems."""
+    return {
+        "exact_match": list(map(exact_match, preds, refs)),
+        "token_f1": list(map(token_f1, preds, refs)),
+        "rouge_l": list(map(rouge_l, preds, refs)),
+        "contains": [contains(p, m) if m else None for p, m in zip(preds, musts)],
+    }
+
+
 def score_generations(preds: list[str], refs: list[str], musts: list[list[str]]) -> dict:
     n = max(len(preds), 1)
-    out = {
-        "exact_match": sum(map(exact_match, preds, refs)) / n,
-        "token_f1": sum(map(token_f1, preds, refs)) / n,
-        "rouge_l": sum(map(rouge_l, preds, refs)) / n,
-    }
-    with_must = [(p, m) for p, m in zip(preds, musts) if m]
-    out["contains"] = sum(contains(p, m) for p, m in with_must) / len(with_must) if with_must else None
+    rows = row_scores(preds, refs, musts)
+    out = {k: sum(rows[k]) / n for k in ("exact_match", "token_f1", "rouge_l")}
+    found = [c for c in rows["contains"] if c is not None]
+    out["contains"] = sum(found) / len(found) if found else None
     return out

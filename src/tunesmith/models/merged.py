@@ -66,7 +66,25 @@ def merged(model):
     folded = Folded(model)
     active = model.active_adapter
     folded.fold(active if isinstance(active, str) else active[0])
+    # Folded, each LoRA wrapper only forwards to its base layer, yet its Python costs ~0.1 ms a call: 210
+    # calls a SmolLM2 decode step, 21 of its 52 ms here. The plain layers stand in for them meanwhile.
+    swapped = _unwrap(model)
     try:
         yield model
     finally:
+        for parent, name, wrapper in swapped:
+            setattr(parent, name, wrapper)
         folded.unfold()
+
+
+def _unwrap(model) -> list:
+    """Put each LoRA layer's base layer in its place; returns (parent, name, wrapper) to put back."""
+    from peft.tuners.lora import LoraLayer
+
+    swapped = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, LoraLayer):
+                swapped.append((parent, name, child))
+                setattr(parent, name, child.get_base_layer())
+    return swapped

@@ -15,10 +15,10 @@ import sys
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def build_app(runs, base=None, api_key=None, **limits):
+def build_app(runs, base=None, api_key=None, **options):
     from .app import build_app as _build
 
-    return _build(runs, base=base, api_key=api_key, **limits)
+    return _build(runs, base=base, api_key=api_key, **options)
 
 
 def serve(
@@ -29,9 +29,11 @@ def serve(
     api_key: str | None = None,
     log_level: str = "info",
     threads: int | None = None,
+    engine: str = "tunesmith",
 ):
     """Load the runs and serve them until interrupted. `threads`: torch's intra-op threads (default: torch's
-    choice); on a CPU shared with other busy processes, 1 can be several times faster than 2 (see docs/serve.md)."""
+    choice); on a CPU shared with other busy processes, 1 can be several times faster than 2 (see docs/serve.md).
+    `engine`: "tunesmith" (default) or "vllm" (CUDA only; docs/serve.md, "GPU: --engine vllm")."""
     try:
         import fastapi  # noqa: F401
         import uvicorn
@@ -47,7 +49,7 @@ def serve(
 
         torch.set_num_threads(threads)
 
-    app = build_app(runs, base=base, api_key=api_key)
+    app = build_app(runs, base=base, api_key=api_key, engine=engine)
     if host not in LOOPBACK and not app.state.auth:
         print(
             f"warning: serving on {host} without an API key: anyone who can reach port {port} can use these "

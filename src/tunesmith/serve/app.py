@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from ..errors import TunesmithError
 from .engine import Busy, Engine, Job
 from .pool import BASE_ROWS, Pool, Served, load_pool
 from .schemas import (
@@ -33,6 +34,7 @@ from .schemas import (
     EncodeRequest,
 )
 
+ENGINES = ("tunesmith", "vllm")  # tunesmith: engine.Engine (CPU or GPU); vllm: vllm_engine.VllmEngine (CUDA)
 ENDPOINTS = {"generate": "/v1/chat/completions or /v1/completions", "classify": "/v1/classify", "tag": "/v1/tag"}
 OPEN_PATHS = {"/health"}  # answered without the API key (a load balancer's probe)
 
@@ -460,6 +462,7 @@ def build_app(
     base: str | None = None,
     api_key: str | None = None,
     *,
+    engine: str = "tunesmith",
     max_batch: int = 32,
     max_pending: int = 256,
     max_body: int = MAX_BODY,
@@ -467,10 +470,21 @@ def build_app(
     """Load the runs (and an optional base model) and return the FastAPI app; serve it with any ASGI server.
 
     api_key: required as `Authorization: Bearer KEY`; None falls back to $TUNESMITH_API_KEY (unset: no key).
+    engine: "tunesmith" (our own worker) or "vllm" (vLLM on a CUDA GPU; it loads the generative weights
+    itself, so the pool reads only their configs and tokenizers). max_batch applies to "tunesmith" only.
     """
+    if engine not in ENGINES:
+        raise TunesmithError(f"unknown engine '{engine}': use one of {', '.join(ENGINES)}")
+    if engine == "vllm":
+        from .vllm_engine import VllmEngine, check_vllm
+
+        check_vllm()  # before any model is loaded
     if api_key is None:
         api_key = os.environ.get("TUNESMITH_API_KEY") or None
-    pool = load_pool(runs, base)
-    engine = Engine(max_batch=max_batch, max_pending=max_pending)
-    engine.start()
-    return create_app(pool, engine, api_key or None, max_body)
+    pool = load_pool(runs, base, weights=engine != "vllm")
+    if engine == "vllm":
+        worker = VllmEngine(pool, max_pending=max_pending)
+    else:
+        worker = Engine(max_batch=max_batch, max_pending=max_pending)
+    worker.start()
+    return create_app(pool, worker, api_key or None, max_body)

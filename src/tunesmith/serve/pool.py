@@ -4,6 +4,9 @@ LoRA runs that share a base model share one copy of its weights: the first run's
 PeftModel.from_pretrained and every further one with load_adapter into the same PeftModel, so N adapters
 cost one base plus N small adapters instead of N bases. The base itself is served from those same weights
 (adapter switched off per row). Full fine-tuning runs, runs on another base and encoder runs load alone.
+
+With `weights=False` (`serve --engine vllm`, where vLLM loads the weights itself) the same entries are built
+from each model's config and tokenizer only: a Group then holds no model, just the folder of its weights.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Group:
     name: str
     cache_kw: str = "cache"  # the forward() keyword for the KV cache ("past_key_values" before transformers 5.x)
     folded: Folded | None = None  # LoRA groups: the adapter folded into the weights while all rows use it
+    source: str | None = None  # the weights' folder (or hub id), for an engine that loads them itself (vLLM)
+    dtype: str = "auto"  # the dtype the run trained in ("fp32", "bf16", ...), for that engine
 
 
 @dataclass(eq=False)
@@ -79,6 +84,8 @@ class Served:
     ctx_len: int = 2048
     created: int = 0
     aliases: list[str] = field(default_factory=list)
+    source: str | None = None  # LoRA runs: the adapter folder (an engine that loads weights itself needs it)
+    lora_rank: int = 0  # LoRA runs: the adapter's rank `r`
 
     @property
     def chat(self) -> bool:
@@ -106,6 +113,26 @@ def _stop_ids(model, tokenizer) -> frozenset:
     from ..eval.generate import _stop_ids as ids
 
     return frozenset(ids(model, tokenizer))
+
+
+class Shape:
+    """What serving reads from a model besides its weights, from its folder alone: `config` and
+    `generation_config` (as from_pretrained would set them), for _stop_ids and _ctx_len."""
+
+    def __init__(self, src, trust_remote_code: bool = False):
+        from transformers import AutoConfig, GenerationConfig
+
+        self.config = AutoConfig.from_pretrained(src, trust_remote_code=trust_remote_code)
+        try:
+            self.generation_config = GenerationConfig.from_pretrained(src)
+        except OSError:  # no generation_config.json: from_pretrained derives one from the model config
+            self.generation_config = GenerationConfig.from_model_config(self.config)
+
+
+def _lora_rank(run: Run) -> int:
+    import json
+
+    return int(json.loads((run.path / "adapter_config.json").read_text())["r"])
 
 
 def _ctx_len(model) -> int:
@@ -140,8 +167,11 @@ class Pool:
         return self.by_id.get(model_id)
 
 
-def load_pool(runs, base: str | None = None, log=_log) -> Pool:
-    """Load the runs (folders or Run objects) and an optional extra base model (alias, folder or hub id)."""
+def load_pool(runs, base: str | None = None, log=_log, weights: bool = True) -> Pool:
+    """Load the runs (folders or Run objects) and an optional extra base model (alias, folder or hub id).
+
+    weights=False: generative models are not loaded (their Groups hold `source`, the folder, instead of a
+    model); tokenizers, stop ids and context lengths come from the folders. Encoder runs load either way."""
     from ..models.load import load_causal_lm, load_tokenizer
 
     loaded = [r if isinstance(r, Run) else Run(r) for r in runs]  # Run() refuses unfinished folders
@@ -168,20 +198,23 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
     for key, group_runs in lora_groups.items():
         first = group_runs[0]
         cfg = first.config
-        from peft import PeftModel
+        # PEFT adapter names become module keys: no dots or slashes
+        adapters = {f"a{len(pool.groups)}_{i}": r for i, r in enumerate(group_runs)}
+        if weights:
+            from peft import PeftModel
 
-        log(f"loading base {cfg.model} for {len(group_runs)} LoRA run(s)")
-        base_model = first.task.load_model(cfg, first.tokenizer, first.meta)
-        adapters = {}
-        for i, r in enumerate(group_runs):
-            name = f"a{len(pool.groups)}_{i}"  # PEFT adapter names become module keys: no dots or slashes
-            if i == 0:
-                model = PeftModel.from_pretrained(base_model, r.path, adapter_name=name)
-            else:
-                model.load_adapter(r.path, adapter_name=name)
-            adapters[name] = r
-        model.eval()
-        group = Group(model, AdapterRouting(model), cfg.model, cache_keyword(model), Folded(model))
+            log(f"loading base {cfg.model} for {len(group_runs)} LoRA run(s)")
+            base_model = first.task.load_model(cfg, first.tokenizer, first.meta)
+            for i, (name, r) in enumerate(adapters.items()):
+                if i == 0:
+                    model = PeftModel.from_pretrained(base_model, r.path, adapter_name=name)
+                else:
+                    model.load_adapter(r.path, adapter_name=name)
+            model.eval()
+            group = Group(model, AdapterRouting(model), cfg.model, cache_keyword(model), Folded(model))
+        else:
+            model = Shape(key, cfg.trust_remote_code)
+            group = Group(None, None, cfg.model, source=key, dtype=cfg.dtype)
         pool.groups.append(group)
         base_tok = load_tokenizer(cfg.model, cfg.trust_remote_code, chat=first.task.CHAT)
         stops_base, ctx = _stop_ids(model, base_tok), _ctx_len(model)
@@ -200,6 +233,8 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
                     stop_ids=_stop_ids(model, r.tokenizer),
                     ctx_len=ctx,
                     created=_mtime(r.path),
+                    source=str(r.path.resolve()),
+                    lora_rank=_lora_rank(r),
                 ),
                 aliases,
             )
@@ -211,10 +246,17 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
         if r.task.SERVE_KIND == "generate" and r.is_adapter:
             continue
         rid, aliases = run_id(r)
-        log(f"loading {r.path} ({r.config.task}, {r.config.method})")
-        model = r.model
-        if r.task.SERVE_KIND == "generate":
-            group = Group(model, routing=None, name=rid, cache_kw=cache_keyword(model))
+        generate = r.task.SERVE_KIND == "generate"
+        if weights or not generate:
+            log(f"loading {r.path} ({r.config.task}, {r.config.method})")
+            model = r.model
+        else:  # a full run folder holds config.json and safetensors weights: vLLM loads it as it is
+            model = Shape(r.path, r.config.trust_remote_code)
+        if generate:
+            if weights:
+                group = Group(model, routing=None, name=rid, cache_kw=cache_keyword(model))
+            else:
+                group = Group(None, None, rid, source=str(r.path.resolve()), dtype=r.config.dtype)
             pool.groups.append(group)
             pool.add(
                 Served(
@@ -249,18 +291,19 @@ def load_pool(runs, base: str | None = None, log=_log) -> Pool:
     chosen = None
     if base:
         key = _base_key(base)
-        if key in bases:
-            chosen = bases[key]
-        else:
-            log(f"loading base {base}")
-            model = load_causal_lm(base).eval()
+        if key not in bases:
+            if weights:
+                log(f"loading base {base}")
+                model = load_causal_lm(base).eval()
+                group = Group(model, routing=None, name=base, cache_kw=cache_keyword(model))
+            else:
+                model, group = Shape(key), Group(None, None, base, source=key)
             tok = load_tokenizer(base)
-            group = Group(model, routing=None, name=base, cache_kw=cache_keyword(model))
             pool.groups.append(group)
-            chosen = Served(
+            bases[key] = Served(
                 base, "generate", "sft", tok, None, group, None, stop_ids=_stop_ids(model, tok), ctx_len=_ctx_len(model)
             )
-            bases[key] = chosen
+        chosen = bases[key]
     elif len(bases) == 1:
         chosen = next(iter(bases.values()))
     for key, served in bases.items():

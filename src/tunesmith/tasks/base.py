@@ -75,6 +75,7 @@ class Task:
     ACCURACY_NAME: ClassVar[str] = "token_acc"  # what the loss module's `correct` counts, in progress lines
     SELECT_METRICS: ClassVar[tuple[str, ...]] = ()  # what `val_scores` returns; higher is better
     GENERATES: ClassVar[bool] = False  # `val_scores` generates text (its cost is announced in the plan)
+    BASELINES: ClassVar[tuple[str, ...]] = ()  # what `eval --baselines` may add (eval/baselines.py), passed to evaluate
 
     # -- training --------------------------------------------------------------------------------------
     def prepare(self, cfg, tokenizer, log: Log) -> Prepared:

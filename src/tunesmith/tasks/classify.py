@@ -175,9 +175,22 @@ def val_scores(model, tokenizer, prepared, cfg) -> dict:
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
 
-def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=None, **_) -> dict:
+def evaluate(
+    run,
+    path: str,
+    *,
+    base: bool = True,
+    batch_size: int = 64,
+    log=None,
+    baselines=None,
+    train_path=None,
+    gpu: dict | None = None,
+    **_,
+) -> dict:
     """Accuracy, macro/micro F1 and per-class figures; `base` holds chance and majority-class baselines,
-    since an untrained head is no base model worth the name."""
+    since an untrained head is no base model worth the name. `baselines` ["linear-probe"] adds
+    base["linear_probe"] (eval/baselines.py, fitted on `train_path`, default the run's training file) and a
+    "verdict"; `gpu`: the reference GPU of its cost estimate."""
     from ..eval.classification import class_baselines, class_metrics, confusion_png
 
     cfg, meta = run.config, run.meta
@@ -200,7 +213,45 @@ def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=Non
         result["confusion_matrix"] = str(png)
     if base:
         result["base"] = class_baselines(y_true, names, meta["train_counts"], meta["train_rows"], multi)
+    if baselines:
+        _linear_probe(run, result, baselines, items, y_true, y_pred, train_path, gpu, batch_size, log)
     return result
+
+
+def _linear_probe(run, result, baselines, items, y_true, y_pred, train_path, gpu, batch_size, log):
+    """base["linear_probe"]: logistic regression on the frozen base model's mean-pooled embeddings of the
+    training file; then the verdict against it and the majority class."""
+    from ..eval import baselines as bl
+    from ..eval.classification import class_metrics, majority_prediction
+    from ..eval.verdict import training_cost, verdict
+
+    cfg, meta = run.config, run.meta
+    names, multi = meta["labels"], meta["multi_label"]
+    bl.check_applies(bl.parse(baselines), Classify.BASELINES, cfg.task)
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    train_file = train_path or cfg.data
+    if not Path(train_file).is_file():
+        raise TunesmithError(
+            f"{train_file}: the run's training file is not there (linear-probe reads it); pass --train-data FILE"
+        )
+    rows = [r for r in _read(cfg, train_file) if all(lab in names for lab in r.labels) and (multi or r.labels)]
+    train_items = encode(run.tokenizer, rows, names, multi, cfg.max_seq_len)
+    collate = functools.partial(collate_batch, tokenizer=run.tokenizer)
+    log(f"linear-probe: embedding {len(train_items)} training and {len(items)} test rows with the base model...")
+    with run.base_model() as model:
+        x_train, x_test = (
+            bl.pooled(model, train_items, collate, batch_size),
+            bl.pooled(model, items, collate, batch_size),
+        )
+    probe = bl.linear_probe(
+        x_train, [x.target for x in train_items], x_test, multi_label=multi, threshold=cfg.threshold, seed=cfg.seed
+    )
+    result["base"] = result["base"] or {}
+    result["base"]["linear_probe"] = class_metrics(y_true, probe, names, multi)
+    majority = [majority_prediction(meta["train_counts"], meta["train_rows"], multi)] * len(y_true)
+    rows = {"majority": bl.correct(y_true, majority), "linear_probe": bl.correct(y_true, probe)}
+    cost = training_cost(run.summary, gpu, cfg.method)
+    result["verdict"] = verdict(bl.correct(y_true, y_pred), rows, "accuracy", cost=cost)
 
 
 def predict(run, inputs) -> list[dict]:
@@ -249,6 +300,7 @@ class Classify(Task):
     AUTO_LR = {"lora": 5e-4, "full": 5e-5}
     ACCURACY_NAME = "acc"  # per row, not per token
     SELECT_METRICS = ("accuracy", "macro_f1")
+    BASELINES = ("linear-probe",)
 
     prepare = staticmethod(prepare)
     load_model = staticmethod(load_model)

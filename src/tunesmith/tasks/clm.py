@@ -93,6 +93,7 @@ class CLM(SFT):
     TEXT_ONLY = PACKED = True
     GENERATES = False
     SELECT_METRICS = ()
+    BASELINES = ()
 
     prepare = staticmethod(prepare)
     eval_items = staticmethod(eval_items)

@@ -158,8 +158,16 @@ def load_model(cfg, tokenizer, meta=None, source=None):
     return model
 
 
+HEAD_ROWS = 256  # the head's row count is rounded up to a multiple of this (see MaskedLMLoss)
+
+
 class MaskedLMLoss(nn.Module):
-    """Cross-entropy at masked positions only: the 30k-wide vocabulary projection runs on ~15% of tokens."""
+    """Cross-entropy at masked positions only: the 30k-wide vocabulary projection runs on ~15% of tokens.
+
+    The number of masked positions differs at every batch, and a new row count at every step made memory
+    grow without bound: minilm-l6 at the defaults climbed 20-25 MB a step (4.2 GB after 40 steps, 6.5 GB after
+    300), and stayed flat at 2.9 GB once the count was rounded up to a multiple of HEAD_ROWS with unmasked
+    positions (labelled IGNORE, so they add nothing to the loss). Rounding costs at most 255 extra head rows."""
 
     def __init__(self, model):
         super().__init__()
@@ -172,11 +180,17 @@ class MaskedLMLoss(nn.Module):
         if head is None:  # unknown layout: full logits
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[keep]
         else:
+            short = -int(keep.sum()) % HEAD_ROWS
+            if short:
+                spare = (~keep).flatten().nonzero().flatten()[:short]
+                keep = keep.flatten().index_fill(0, spare, True).view_as(keep)
             hidden = lm.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
             logits = head(hidden[keep])
         y = labels[keep]
         logits = logits.float()
-        return F.cross_entropy(logits, y, reduction="sum"), y.numel(), (logits.argmax(-1) == y).sum()
+        real = y != IGNORE
+        loss = F.cross_entropy(logits, y, reduction="sum", ignore_index=IGNORE)
+        return loss, int(real.sum()), ((logits.argmax(-1) == y) & real).sum()
 
 
 def loss_module(model, meta=None):

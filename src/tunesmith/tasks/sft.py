@@ -162,6 +162,7 @@ class SFT(Task):
     PADDING_FREE = True  # examples stand alone: a batch can be one packed row
     GENERATES = True
     SELECT_METRICS = ("contains", "token_f1")
+    BASELINES = ("zero-shot", "few-shot", "rag", "tuned+rag")
 
     prepare = staticmethod(prepare)
     load_model = staticmethod(load_model)

@@ -32,7 +32,9 @@ from .checkpoint import (
     save_weights,
     write_json_atomic,
 )
-from .perf import tune_malloc
+from .forgetting import STATE as FORGETTING_STATE
+from .forgetting import Forgetting
+from .perf import check_liger, memory_forecast, peak_memory_gb, tune_malloc
 from .report import MetricsLog, plot_losses
 from .select import Selector, auto_epochs, metric_for, stop_reason
 from .setup import setup_model
@@ -163,6 +165,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         prepare_run_dir(out, force, check_only=True)  # say so now, not after loading data and model
     task = get_task(cfg.task)
     check_quantize(cfg.quantize)
+    check_liger(cfg.liger)
     cfg = cfg.model_copy(update={"dtype": dtype_name(cfg.dtype)})  # the saved config records what "auto" chose
     tune_malloc()
     set_seed(cfg.seed)
@@ -186,6 +189,9 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         )
         cfg = cfg.model_copy(update=chosen)
     metric = metric_for(task, cfg, data)
+    forgetting = Forgetting(
+        cfg, task, tokenizer, bool(data.val)
+    )  # a bad probe file stops us here, before the model loads
     # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     setup = setup_model(cfg, task, tokenizer, data.meta, log, device_type=accelerator.device.type)
@@ -235,6 +241,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         "select_by": metric,
         "auto_cap": auto_cap,
         "eval_every": eval_every,
+        **{k: (dict(v) if isinstance(v, dict) else v) for k, v in FORGETTING_STATE.items()},
     }
     step = 0
     if start_from is not None and start_from != out:
@@ -279,7 +286,17 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             + (f"; cap {auto_cap}" if auto_cap else "")
             + cost
         )
+        if forgetting.active:
+            log(forgetting.plan())
 
+    device_type = accelerator.device.type
+    mem_before = peak_memory_gb(device_type)
+    # padded tokens of the largest batch the sampler can form: a bound for the activations' size
+    largest = cfg.batch_size * max((len(x.input_ids) for x in data.train), default=1)
+    log(
+        f"memory: {mem_before:.1f} GB with the model loaded ({'GPU' if device_type == 'cuda' else 'RSS'}); "
+        "the expected peak follows the first step"
+    )
     resumed = start_from not in (None, out)
     metrics = MetricsLog(out, cfg.tensorboard, resume_step=step if resumed else None)
     sel = Selector(metric, cfg.early_stopping_patience, st)
@@ -316,6 +333,11 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             scores = "  " + "  ".join(
                 f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("eval_") and k[5:] in task.SELECT_METRICS
             )
+        if forgetting.active:  # the general-ability probe: what the model still knows besides the new data
+            with mixed.autocast():
+                row.update(forgetting.score(accelerator.unwrap_model(loss_mod).model, step, st))
+            loss_mod.train()
+            scores += forgetting.line(row)
         spent = time.perf_counter() - t_eval
         st["eval_seconds"] += spent
         row["eval_seconds"] = round(spent, 2)
@@ -325,6 +347,11 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
             f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}"
         )
+        if forgetting.judge(row, step, st) == "over":  # over max_forgetting: never kept, and the run stops now,
+            # unless nothing after step 0 stayed within the limit: then the best by select_by alone is kept
+            if not st["general_within"] and sel.update(row, step) and accelerator.is_main_process:
+                save_weights(accelerator.unwrap_model(loss_mod).model, out)
+            return True
         if sel.update(row, step) and accelerator.is_main_process:  # new best (or a tie at a lower loss)
             save_weights(accelerator.unwrap_model(loss_mod).model, out)
         return sel.should_stop
@@ -343,6 +370,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             if val_dl is not None and not resumed:  # step 0: the base model's validation figures
                 run_eval()
             bad_step = False
+            first_tokens = None
             while step < total_steps and not stopped_early:
                 train_dl.set_epoch(st["epoch"])
                 sampler.skip = st["batches_in_epoch"] * accelerator.num_processes
@@ -396,6 +424,14 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                         row["skipped"] = True
                         bar.log(f"step {step}: non-finite loss or gradient; step skipped (on_nonfinite: skip)")
                     metrics.write(row)
+                    if first_tokens is None:
+                        first_tokens = batch["input_ids"].numel()
+                        after = peak_memory_gb(device_type)
+                        bar.log(
+                            f"memory: {after:.1f} GB peak after the first step ({first_tokens:,} tokens a batch); "
+                            f"expect at most about {memory_forecast(mem_before, after, first_tokens, largest):.1f} "
+                            f"GB for the largest batch ({largest:,} tokens)"
+                        )
                     bar.update(step, window_loss / window_n, tps, now - t0)
                     window_tokens, window_loss, window_n, t_window, bad_step = 0, 0.0, 0, now, False
                     if val_dl is not None and (step % eval_every == 0 or step == total_steps):
@@ -427,6 +463,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         has_val=val_dl is not None,
         last_eval_step=last_eval_step,
     )
+    reason = forgetting.stop_reason(sel, st, reason)
     log(f"stopped: {reason}")
     if sel.best_step is None and accelerator.is_main_process:  # no validation data: keep the last weights
         save_weights(accelerator.unwrap_model(loss_mod).model, out)
@@ -452,6 +489,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             "stopped_early": stopped_early,
             "stop_reason": reason,
             "eval_seconds": round(st["eval_seconds"], 1),
+            **forgetting.summary(cfg, sel, st, forgetting.active),
+            "peak_memory_gb": round(peak_memory_gb(device_type), 2),
             "skipped_steps": st["skipped_steps"],
             "resumed": resumed,
             "trainable_params": setup.trainable,
@@ -467,7 +506,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         )
         log(
             f"done in {elapsed:.0f}s ({st['eval_seconds']:.0f}s of it validation, "
-            f"{st['eval_seconds'] / max(elapsed, 1e-9):.0%}): {step} steps, {st['tokens']:,} tokens; "
+            f"{st['eval_seconds'] / max(elapsed, 1e-9):.0%}): {step} steps, {st['tokens']:,} tokens, peak memory "
+            f"{summary['peak_memory_gb']:.1f} GB; "
             f"kept {kept} in {out}"
         )
     return Run(out)
