@@ -13,8 +13,8 @@ import json
 import time
 
 from tunesmith.data.formats import read_examples
-from tunesmith.eval.baselines import pair_text
-from tunesmith.eval.retrieve import Retriever, recall_at_k, sentence_embedder
+from tunesmith.eval.baselines import pair_text, question, read_train
+from tunesmith.eval.retrieve import METHODS, Retriever, recall_at_k, sentence_embedder
 
 from .facts import ROOT, SETS
 
@@ -27,20 +27,15 @@ def main(argv=None) -> None:
     results = {}
     for name in args.sets.split(","):
         folder = SETS[name]
-        _, train = read_examples(folder / "train.jsonl")
+        pairs = read_train(folder / "train.jsonl")
         _, test = read_examples(folder / "test.jsonl")
-        pairs = [e.messages for e in train if e.messages]
-        queries = [e.messages[-2]["content"] for e in test]
+        queries = [question(e.messages[:-1]) for e in test]
         musts = [e.must_contain for e in test]
         answers = [m[-1]["content"] for m in pairs]
-        texts = [pair_text(m) for m in pairs]
+        retriever = Retriever([pair_text(m) for m in pairs], embed)  # both rankings, built once for the three
         row = {"train_pairs": len(pairs), "test_rows": len(test)}
-        for method, retriever in (
-            ("hybrid", Retriever(texts, embed)),
-            ("dense", Retriever(texts, embed, bm25=False)),
-            ("bm25", Retriever(texts)),
-        ):
-            hits = retriever.search(queries, 4)
+        for method in METHODS:
+            hits = retriever.search(queries, 4, method)
             for k in (1, 4):
                 recall, _ = recall_at_k([[answers[j] for j in h[:k]] for h in hits], musts)
                 row[f"{method}_recall_at_{k}"] = round(recall, 3)

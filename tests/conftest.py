@@ -79,6 +79,48 @@ def qa_rows(n: int, start: int = 0):
     ]
 
 
+def train_tiny(model: Path, tmp_path: Path, rows, output: str = "run", **settings):
+    """A short run of a tiny test model on `rows` (written once to tmp_path/train.jsonl): the settings the
+    training tests share (batch 8, 64 tokens, seed 0, no TensorBoard), then the test's own (`log` too)."""
+    from tunesmith import build_config
+    from tunesmith.train.loop import train
+
+    data = tmp_path / "train.jsonl"
+    if not data.exists():
+        write_jsonl(data, rows)
+    log = settings.pop("log", None)
+    common = dict(
+        model=str(model),
+        data=str(data),
+        output=str(tmp_path / output),
+        batch_size=8,
+        max_seq_len=64,
+        seed=0,
+        tensorboard=False,
+    )
+    return train(build_config(None, **{**common, **settings}), **({"log": log} if log else {}))
+
+
+def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """`tunesmith ARGS` through its own entry point, in this process (no second torch import): the exit code,
+    stdout and stderr; a traceback on stderr fails the test."""
+    import sys
+
+    from tunesmith import cli
+
+    monkeypatch.setattr(sys, "argv", ["tunesmith", *map(str, args)])
+    monkeypatch.delenv("TUNESMITH_DEBUG", raising=False)
+    capsys.readouterr()
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     from tunesmith.models.registry import resolve_model

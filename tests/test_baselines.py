@@ -70,17 +70,13 @@ def test_few_shot_prompt_holds_k_training_turns_and_fits_the_context(tokenizer):
     assert conv[0] == test[0] and conv[-1] == test[-1]  # system first, the question last
     assert conv[1:-1] == [t for s in shots for t in s]
     # A context that holds the four shots but not the answer budget too: the last shot is dropped.
-    limit = len(bl_encode(tokenizer, conv))
-    cut, m = bl.few_shot_prompt(test, shots, bl.fitter(tokenizer, limit, 8))
-    assert m == 3 and cut[1:-1] == [t for s in shots[:3] for t in s]
-    assert len(bl_encode(tokenizer, cut)) + 8 <= limit
-    assert bl.few_shot_prompt(test, shots, lambda c: False) == (test, 0)
-
-
-def bl_encode(tokenizer, conv):
     from tunesmith.eval.generate import encode
 
-    return encode(tokenizer, conv)
+    limit = len(encode(tokenizer, conv))
+    cut, m = bl.few_shot_prompt(test, shots, bl.fitter(tokenizer, limit, 8))
+    assert m == 3 and cut[1:-1] == [t for s in shots[:3] for t in s]
+    assert len(encode(tokenizer, cut)) + 8 <= limit
+    assert bl.few_shot_prompt(test, shots, lambda c: False) == (test, 0)
 
 
 def test_rag_prompt_holds_the_retrieved_pairs_best_first(tokenizer):
@@ -240,26 +236,19 @@ def test_linear_probe_separates_a_separable_toy_set():
 # -- wiring on tiny runs -----------------------------------------------------------------------------------
 
 
+def _train(model, train, tmp_path, **settings):
+    """A tiny full fine-tune of `model` on `train` into tmp_path/run."""
+    common = dict(model=str(model), data=str(train), output=str(tmp_path / "run"), method="full", tensorboard=False)
+    return tunesmith.train({**common, **settings})
+
+
 def test_sft_run_with_every_generation_baseline(tiny_llama, tiny_bert, tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", qa_rows(24))
     test_rows = qa_rows(6, start=24)
     for row in test_rows:
         row["must_contain"] = row["messages"][-1]["content"].split()[-1].rstrip(".")
     test = write_jsonl(tmp_path / "test.jsonl", test_rows)
-    run = tunesmith.train(
-        dict(
-            model=str(tiny_llama),
-            data=str(train),
-            output=str(tmp_path / "run"),
-            method="full",
-            max_steps=4,
-            batch_size=8,
-            max_seq_len=64,
-            seed=3,
-            tensorboard=False,
-            general="none",
-        )
-    )
+    run = _train(tiny_llama, train, tmp_path, max_steps=4, batch_size=8, max_seq_len=64, seed=3, general="none")
     logs = []
     res = run.evaluate(
         test,
@@ -297,20 +286,7 @@ def test_sft_run_with_every_generation_baseline(tiny_llama, tiny_bert, tmp_path)
 def test_classify_run_with_a_linear_probe(tiny_bert, tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", sentiment_rows(160))
     test = write_jsonl(tmp_path / "test.jsonl", sentiment_rows(60, seed=1))
-    run = tunesmith.train(
-        dict(
-            model=str(tiny_bert),
-            task="classify",
-            data=str(train),
-            output=str(tmp_path / "run"),
-            method="full",
-            max_steps=2,
-            batch_size=16,
-            max_seq_len=32,
-            seed=0,
-            tensorboard=False,
-        )
-    )
+    run = _train(tiny_bert, train, tmp_path, task="classify", max_steps=2, batch_size=16, max_seq_len=32, seed=0)
     res = run.evaluate(test, baselines=["linear-probe"], log=lambda m: None)
     probe = res["base"]["linear_probe"]
     assert {"accuracy", "macro_f1"} <= probe.keys() and {"chance", "majority"} <= res["base"].keys()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from conftest import qa_rows, write_csv, write_jsonl
+from conftest import qa_rows, run_cli, write_csv, write_jsonl
 
 from tunesmith.data.load import load_rows
 from tunesmith.errors import TunesmithError
@@ -60,6 +59,13 @@ def test_main_metric_follows_the_task():
     assert main_metric({"accuracy": 0.9, "macro_f1": 0.8}) == "accuracy"
     assert main_metric({"entity_f1": 0.4, "precision": 0.5}) == "entity_f1"
     assert main_metric({"loss": 2.0, "perplexity": 7.4}) == "loss"
+    # The curve asks the task (SELECT_METRICS); the report's default list, which imports no task, agrees.
+    from tunesmith.tasks import get_task
+
+    for name in ("sft", "classify", "tokens", "clm", "mlm"):
+        select = get_task(name).SELECT_METRICS
+        measured = {m: 0.5 for m in (*select, "loss", "perplexity", "macro_f1")}
+        assert main_metric(measured, select) == main_metric(measured) == (*select, "loss")[0], name
 
 
 def test_parse_sizes():
@@ -81,28 +87,19 @@ def test_subsets_keep_the_file_format(tmp_path):
 
     csv_file = write_csv(tmp_path / "d.csv", ["text", "label"], [[f"t{i}", "a,b" if i % 2 else "c"] for i in range(6)])
     kind, units = _read_units(csv_file, get_task("classify"))
-    out = _write_subset(csv_file, kind, units, [1, 4], tmp_path / "sub")
+    out = _write_subset(kind, units, [1, 4], tmp_path / "sub")
     assert out.name == "sub.csv"
     assert [r for _, r in load_rows(out)] == [{"text": "t1", "label": "a,b"}, {"text": "t4", "label": "c"}]
     txt = tmp_path / "d.txt"
     txt.write_text("one\nstill one\n\ntwo\n\n\nthree\n")
     kind, units = _read_units(txt, get_task("clm"))
-    out = _write_subset(txt, kind, units, [0, 2], tmp_path / "sub")
+    out = _write_subset(kind, units, [0, 2], tmp_path / "sub")
     assert [r["text"].strip() for _, r in load_rows(out)] == ["one\nstill one", "three"]
 
 
 def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
-    from tunesmith import cli
-
-    monkeypatch.setattr(sys, "argv", ["tunesmith", *map(str, args)])
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
+    """The exit code and the last line on stderr."""
+    code, _, err = run_cli(monkeypatch, capsys, *args)
     return code, err.strip().splitlines()[-1]
 
 
@@ -184,20 +181,13 @@ def test_curve_trains_nested_subsets_and_writes_curve_json(tiny_llama, tmp_path)
 
 
 def test_cli_curve_writes_into_runs_curve_by_default(tiny_llama, tmp_path, monkeypatch, capsys):
-    from tunesmith import cli
-
     monkeypatch.chdir(tmp_path)
     data = write_jsonl(tmp_path / "train.jsonl", qa_rows(8))
     val = write_jsonl(tmp_path / "val.jsonl", qa_rows(4, start=50))
     args = ["curve", "--model", tiny_llama, "--data", data, "--val-data", val, "--sizes", "0.5,1", "--max-steps", "1"]
     args += ["--batch-size", "4", "--max-seq-len", "64", "--select-by", "loss", "--no-tensorboard"]
-    monkeypatch.setattr(sys, "argv", ["tunesmith", *map(str, args)])
-    capsys.readouterr()
-    try:
-        cli.main()
-    except SystemExit as e:
-        assert e.code == 0, capsys.readouterr().err
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, err
     assert out.strip() == "runs/curve/curve.json"
     saved = json.loads((tmp_path / "runs" / "curve" / "curve.json").read_text())
     assert saved["metric"] == "token_f1"  # no must_contain in these validation rows

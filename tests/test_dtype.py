@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import qa_rows, write_jsonl
+from conftest import qa_rows, run_cli, write_jsonl
 from safetensors import safe_open
 
 import tunesmith
@@ -166,18 +166,8 @@ def test_run_records_and_reloads_its_dtype(runs, tmp_path):
 
 
 def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
-    from tunesmith import cli
-
-    monkeypatch.setattr(sys, "argv", ["tunesmith", *map(str, args)])
-    monkeypatch.delenv("TUNESMITH_DEBUG", raising=False)
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
+    """The exit code and the last line on stderr."""
+    code, _, err = run_cli(monkeypatch, capsys, *args)
     return code, err.strip().splitlines()[-1]
 
 

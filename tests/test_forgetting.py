@@ -4,17 +4,15 @@ the "general" block of `tunesmith eval`, encoder tasks untouched, bad probe file
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from conftest import qa_rows, sentiment_rows, write_jsonl
+from conftest import qa_rows, run_cli, sentiment_rows, train_tiny, write_jsonl
 
 import tunesmith
 from tunesmith.errors import TunesmithError
 from tunesmith.eval.general import load_probe, score_probe
 from tunesmith.eval.metrics import normalise_fact
-from tunesmith.train.forgetting import Forgetting
-from tunesmith.train.select import Selector
+from tunesmith.train.select import Selector, stop_reason
 
 QUESTIONS = [f"Tell me about topic {w}." for w in "alpha bravo charlie delta echo foxtrot golf hotel".split()]
 FILLER = "x " * 12  # the reference answers: 12 tokens, so answers are capped at 26 (answer_budget)
@@ -40,12 +38,17 @@ def own_probe(tiny_llama, tokenizer, tmp_path_factory):
     """A probe the tiny random model passes by construction: the first two words of its own greedy answers are
     the needles (plus a text row for perplexity). Training on other data changes those answers, so the score
     falls: forgetting, measurably, on a model that knows nothing."""
+    from tunesmith.eval.evaluate import answer_budget
+    from tunesmith.eval.general import ANSWER_CAP, BATCH
+    from tunesmith.eval.generate import generate_batch
     from tunesmith.models.load import load_causal_lm
 
     model = load_causal_lm(str(tiny_llama))
     path = tmp_path_factory.mktemp("probe") / "probe.jsonl"
-    write_jsonl(path, [_chat(q, "x") for q in QUESTIONS])
-    answers = score_probe(model, tokenizer, load_probe(str(path)))["_answers"]
+    budget = answer_budget(tokenizer, [FILLER], ANSWER_CAP)  # as score_probe asks
+    answers = generate_batch(
+        model, tokenizer, [[{"role": "user", "content": q}] for q in QUESTIONS], max_new_tokens=budget, batch_size=BATCH
+    )
     rows = [_chat(q, " ".join(normalise_fact(a).split()[:2])) for q, a in zip(QUESTIONS, answers)]
     rows.append({"text": "Rivers carry water from the hills to the sea, and rain fills them again. " * 20})
     write_jsonl(path, rows)
@@ -54,23 +57,15 @@ def own_probe(tiny_llama, tokenizer, tmp_path_factory):
 
 
 def _train(tiny_llama, tmp_path, output, log=None, **settings):
-    from tunesmith.train.loop import train
+    # "code N?" -> "The code is <word>.": nothing like the probe's answers
+    settings = {"early_stopping_patience": None, "log": log or (lambda m: None), **settings}
+    return train_tiny(tiny_llama, tmp_path, qa_rows(48), output, **settings)
 
-    data = tmp_path / "train.jsonl"
-    if not data.exists():
-        write_jsonl(data, qa_rows(48))  # "code N?" -> "The code is <word>.": nothing like the probe's answers
-    common = dict(
-        model=str(tiny_llama),
-        data=str(data),
-        output=str(tmp_path / output),
-        batch_size=8,
-        max_seq_len=64,
-        seed=0,
-        tensorboard=False,
-        early_stopping_patience=None,
-    )
-    cfg = tunesmith.build_config(None, **{**common, **settings})
-    return train(cfg, log=log or (lambda m: None))
+
+def _limited(tiny_llama, own_probe, tmp_path, **settings):
+    """A full fine-tune at lr 3e-3 for up to 12 steps, kept by loss, under max_forgetting."""
+    common = dict(general=str(own_probe), method="full", lr=3e-3, max_steps=12, select_by="loss")
+    return _train(tiny_llama, tmp_path, "run", **common, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -129,19 +124,7 @@ def test_the_shipped_probe_is_the_default(tiny_llama, tokenizer, tmp_path, capsy
 
 def test_max_forgetting_keeps_the_best_within_the_limit_and_stops_at_once(tiny_llama, own_probe, tmp_path):
     # Warm-up makes the change gradual: step 1 trains at lr 0, step 2 loses some answers, step 3 more.
-    run = _train(
-        tiny_llama,
-        tmp_path,
-        "run",
-        general=str(own_probe),
-        method="full",
-        lr=3e-3,
-        warmup_ratio=0.5,
-        max_steps=12,
-        eval_every=1,
-        select_by="loss",
-        max_forgetting=0.5,
-    )
+    run = _limited(tiny_llama, own_probe, tmp_path, warmup_ratio=0.5, eval_every=1, max_forgetting=0.5)
     evals = _evals(run.path)
     over = [r for r in evals if r["general_drop"] > 0.5]
     within = [r for r in evals if r["general_drop"] <= 0.5]
@@ -162,19 +145,7 @@ def test_max_forgetting_keeps_the_best_within_the_limit_and_stops_at_once(tiny_l
 
 
 def test_when_no_evaluation_stays_within_the_limit_it_says_so(tiny_llama, own_probe, tmp_path):
-    run = _train(
-        tiny_llama,
-        tmp_path,
-        "run",
-        general=str(own_probe),
-        method="full",
-        lr=3e-3,
-        warmup_ratio=0,
-        max_steps=12,
-        eval_every=3,
-        select_by="loss",
-        max_forgetting=0.1,
-    )
+    run = _limited(tiny_llama, own_probe, tmp_path, warmup_ratio=0, eval_every=3, max_forgetting=0.1)
     evals = _evals(run.path)
     assert [r["step"] for r in evals] == [0, 3] and evals[1]["general_drop"] > 0.1
     assert evals[1]["eval_loss"] < evals[0]["eval_loss"]
@@ -188,49 +159,44 @@ def test_when_no_evaluation_stays_within_the_limit_it_says_so(tiny_llama, own_pr
 
 
 def test_stop_reasons_for_the_kept_base_weights():
-    guard = object.__new__(Forgetting)
-    guard.limit = 0.1
-    sel = Selector("contains", None)
-    st = {"general_within": False, "general_fell": None}
-    sel.update({"eval_contains": 0.5, "eval_loss": 1.0}, 0)
-    assert guard.judge({"general_drop": 0.0}, 0, st) == "ok" and not st["general_within"]
-    assert guard.judge({"general_drop": 0.105}, 10, st) == "over" and st["general_fell"] == [10, 0.105]
-    assert guard.stop_reason(sel, st, "usual") == (
+    def evaluations(*drops):  # (step, general_drop) rows that never beat step 0's contains
+        sel = Selector("contains", None, max_forgetting=0.1)
+        sel.update({"eval_contains": 0.5, "eval_loss": 1.0, "general_drop": 0.0}, 0)
+        kept = [sel.update({"eval_contains": 0.4, "eval_loss": 1.0, "general_drop": d}, s) for s, d in drops]
+        return sel, kept
+
+    def reason(sel, step):
+        return stop_reason(
+            sel, stopped_early=sel.should_stop, step=step, auto_cap=None, has_val=True, last_eval_step=step
+        )
+
+    sel, _ = evaluations()
+    assert sel.fell is None and not sel.within
+    sel, _ = evaluations((10, 0.105))
+    assert sel.should_stop and sel.fell == (10, 0.105)
+    assert reason(sel, 10) == (
         "general-ability probe fell 10.5% (> 10%) at step 10, the first evaluation after step 0, so no trained "
         "weights stayed within the limit; kept step 0, the base model's weights (validation contains never beat "
         "them): try a lower --lr, or evaluate sooner (--eval-every)"
     )
-    st = {"general_within": False, "general_fell": None}
-    assert guard.judge({"general_drop": 0.1}, 5, st) == "ok" and st["general_within"]  # at the limit is within
-    assert guard.judge({"general_drop": -0.2}, 8, st) == "ok"  # a probe that rose
-    assert guard.stop_reason(sel, st, "usual") == "usual"  # never over the limit: the usual reason
-    guard.judge({"general_drop": 0.3}, 12, st)
-    assert guard.stop_reason(sel, st, "usual") == (
+    sel, _ = evaluations((5, 0.1))
+    assert sel.fell is None and sel.within  # at the limit is within
+    sel, _ = evaluations((5, 0.1), (8, -0.2))
+    assert sel.fell is None and not sel.should_stop  # a probe that rose
+    limitless = Selector("contains", None, sel.state())
+    assert reason(sel, 8) == reason(limitless, 8)  # never over the limit: the usual reason
+    sel, kept = evaluations((5, 0.1), (8, -0.2), (12, 0.3))
+    assert kept == [False, False, False] and sel.should_stop
+    assert reason(sel, 12) == (
         "general-ability probe fell 30% (> 10%) at step 12; kept step 0, the base model's weights: no evaluation "
         "within the limit beat its validation contains"
     )
 
 
-def _cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from tunesmith import cli
-
-    monkeypatch.setattr(sys, "argv", ["tunesmith", *map(str, args)])
-    monkeypatch.delenv("TUNESMITH_DEBUG", raising=False)
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
 def test_eval_has_a_general_block(lora_run, own_probe, tmp_path, monkeypatch, capsys):
     run, _ = lora_run
     test = write_jsonl(tmp_path / "test.jsonl", qa_rows(4, start=100))
-    code, out, _ = _cli(monkeypatch, capsys, "eval", run.path, "--data", test, "--json")
+    code, out, _ = run_cli(monkeypatch, capsys, "eval", run.path, "--data", test, "--json")
     assert code == 0
     g = json.loads(out)["general"]
     kept = next(r for r in _evals(run.path) if r["step"] == run.summary["best_step"])
@@ -240,9 +206,9 @@ def test_eval_has_a_general_block(lora_run, own_probe, tmp_path, monkeypatch, ca
     assert g["drop"] == pytest.approx(1.0 - g["tuned"]["contains"])
     assert g["tuned"]["perplexity"] == pytest.approx(kept["general_perplexity"], rel=1e-4)
     assert json.loads((run.path / "eval_test.json").read_text())["general"] == g
-    code, _, err = _cli(monkeypatch, capsys, "eval", run.path, "--data", test)
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run.path, "--data", test)
     assert code == 0 and "general-ability probe" in err and f"fell {g['drop'] * 100:.0f}%" in err
-    code, out, _ = _cli(monkeypatch, capsys, "eval", run.path, "--data", test, "--json", "--general", "none")
+    code, out, _ = run_cli(monkeypatch, capsys, "eval", run.path, "--data", test, "--json", "--general", "none")
     assert code == 0 and "general" not in json.loads(out)
 
 
@@ -273,18 +239,18 @@ def test_bad_probe_files_are_one_line_errors(tiny_llama, tmp_path, monkeypatch, 
     bad = tmp_path / "probe.jsonl"
     bad.write_text(json.dumps(_chat("q?", "7")) + "\n" + json.dumps(qa_rows(1)[0]) + "\n")
     train = ["train", "--model", tiny_llama, "--data", data, "--output", tmp_path / "out", "--max-steps", 1]
-    code, _, err = _cli(monkeypatch, capsys, *train, "--general", bad)
+    code, _, err = run_cli(monkeypatch, capsys, *train, "--general", bad)
     assert code == 2 and err.strip().splitlines()[-1] == (
         f"error: {bad}:2: a general-ability probe question needs 'must_contain' (the string its answer must hold)"
     )
     bad.write_text(json.dumps(_chat("q?", "7")) + "\n\n{oops\n")
-    code, _, err = _cli(monkeypatch, capsys, *train, "--general", bad)
+    code, _, err = run_cli(monkeypatch, capsys, *train, "--general", bad)
     assert code == 2 and err.strip().splitlines()[-1].startswith(f"error: {bad}:3: invalid JSON")
-    code, _, err = _cli(monkeypatch, capsys, *train, "--general", tmp_path / "missing.jsonl")
+    code, _, err = run_cli(monkeypatch, capsys, *train, "--general", tmp_path / "missing.jsonl")
     assert code == 2 and err.strip().splitlines()[-1] == (
         f"error: {tmp_path / 'missing.jsonl'}: general-ability probe file not found (give a file, 'default' or 'none')"
     )
-    code, _, err = _cli(monkeypatch, capsys, *train, "--general", "none", "--max-forgetting", "0.1")
+    code, _, err = run_cli(monkeypatch, capsys, *train, "--general", "none", "--max-forgetting", "0.1")
     assert code == 2 and "max_forgetting needs the general-ability probe; general is none" in err
     assert not (tmp_path / "out").exists()
 

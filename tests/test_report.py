@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from html.parser import HTMLParser
 
 import pytest
-from conftest import qa_rows, write_jsonl
+from conftest import qa_rows, run_cli, write_jsonl
 from report_fixtures import HOSTILE, fake_run
 
 from tunesmith.errors import TunesmithError
@@ -195,30 +194,18 @@ def test_classification_baselines_and_per_class_table(tmp_path):
     assert not [a for t, a, _ in doc.found if t == "img"]
 
 
-def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
-    from tunesmith import cli
-
-    monkeypatch.setattr(sys, "argv", ["tunesmith", *map(str, args)])
-    capsys.readouterr()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return code, (out.err.strip().splitlines() or [""])[-1], out.out.strip()
-
-
 def test_cli_writes_the_page_and_refuses_a_folder_that_is_no_run(tmp_path, monkeypatch, capsys):
     run = fake_run(tmp_path)
-    code, _, out = _cli(monkeypatch, capsys, "report", run, "--out", tmp_path / "page.html")
-    assert code == 0 and out == str(tmp_path / "page.html") and (tmp_path / "page.html").stat().st_size > 10_000
+    code, out, _ = run_cli(monkeypatch, capsys, "report", run, "--out", tmp_path / "page.html")
+    assert code == 0 and out.strip() == str(tmp_path / "page.html") and (tmp_path / "page.html").stat().st_size > 10_000
     (tmp_path / "empty").mkdir()
-    code, err, _ = _cli(monkeypatch, capsys, "report", tmp_path / "empty")
-    assert code == 2 and err == f"error: {tmp_path / 'empty'}: not a tunesmith run folder (no config.yaml)"
-    code, err, _ = _cli(monkeypatch, capsys, "report", run, "--out", tmp_path / "nowhere" / "r.html")
-    assert code == 2 and err == f"error: {tmp_path / 'nowhere'}: folder not found for --out"
+    code, _, err = run_cli(monkeypatch, capsys, "report", tmp_path / "empty")
+    assert (
+        code == 2
+        and err.splitlines()[-1] == f"error: {tmp_path / 'empty'}: not a tunesmith run folder (no config.yaml)"
+    )
+    code, _, err = run_cli(monkeypatch, capsys, "report", run, "--out", tmp_path / "nowhere" / "r.html")
+    assert code == 2 and err.splitlines()[-1] == f"error: {tmp_path / 'nowhere'}: folder not found for --out"
     with pytest.raises(TunesmithError, match="no such run folder"):
         write_report(tmp_path / "absent")
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import qa_rows, write_jsonl
+from conftest import qa_rows, train_tiny
 
 import tunesmith
 from tunesmith.config import RunConfig
@@ -119,20 +119,8 @@ def _facts(n):
 
 
 def _train_facts(tiny_llama, tmp_path, output="run", **settings):
-    """A run of the tiny model on 48 fact rows: the settings every test here shares, then its own."""
-    data = tmp_path / "train.jsonl"
-    if not data.exists():
-        write_jsonl(data, _facts(48))
-    common = dict(
-        model=str(tiny_llama),
-        data=str(data),
-        output=str(tmp_path / output),
-        batch_size=8,
-        max_seq_len=64,
-        seed=0,
-        tensorboard=False,
-    )
-    return tunesmith.train({**common, **settings})
+    """A run of the tiny model on 48 fact rows (conftest.train_tiny's settings, then the test's own)."""
+    return train_tiny(tiny_llama, tmp_path, _facts(48), output, **settings)
 
 
 def test_auto_length_stops_when_the_fact_score_stops_improving(tiny_llama, tmp_path):

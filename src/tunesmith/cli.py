@@ -65,6 +65,9 @@ def train(
     typer.echo(str(run_training(cfg, force=force, resume=again).path))
 
 
+EVAL_JSON_KEYS = ("rows", "base", "tuned", "few_shot", "rag", "tuned_rag", "retrieval", "verdict", "general")
+
+
 @app.command("eval")
 def eval_cmd(
     run: Path = RUN,
@@ -98,41 +101,20 @@ def eval_cmd(
     """Score a run on held-out data, side by side with its base model."""
     from .eval.baselines import parse
     from .eval.compare import print_comparison
+    from .eval.retrieve import check_method
 
-    names = parse(baselines)  # a bad name fails here, before any model is loaded
-    if retrieval not in ("hybrid", "dense", "bm25"):
-        raise TunesmithError(f"unknown retrieval method '{retrieval}' (known: hybrid, dense, bm25)")
-    extra = dict(baselines=names, shots=shots, top_k=top_k, docs=docs, train_path=train_data) if names else {}
+    names = parse(baselines)  # a bad name or method fails here, before any model is loaded
+    check_method(retrieval)
+    extra = {}
     if names:
-        extra["retrieval"] = retrieval
+        extra = dict(baselines=names, shots=shots, top_k=top_k, docs=docs, train_path=train_data, retrieval=retrieval)
     r = _open(run, dtype)
     result = r.evaluate(
         data, base=not no_base, batch_size=batch_size, max_new_tokens=max_new_tokens, general=general, **extra
     )
     clean = r.save_eval(result, data)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "task": r.config.task,
-                    **{
-                        k: clean[k]
-                        for k in (
-                            "rows",
-                            "base",
-                            "tuned",
-                            "few_shot",
-                            "rag",
-                            "tuned_rag",
-                            "retrieval",
-                            "verdict",
-                            "general",
-                        )
-                        if k in clean
-                    },
-                }
-            )
-        )
+        typer.echo(json.dumps({"task": r.config.task, **{k: clean[k] for k in EVAL_JSON_KEYS if k in clean}}))
     else:
         print_comparison(result, f"{r.path} on {data} ({result['rows']} rows)")
 
@@ -305,9 +287,9 @@ def curve(
 
     Writes curve.json and curve.png into --output (default runs/curve; the subset runs go in subfolders)."""
     from . import build_config
-    from .train.curve import learning_curve, parse_sizes
+    from .train.curve import DEFAULT_OUTPUT, learning_curve, parse_sizes
 
-    output = overrides.pop("output", None) or "runs/curve"  # a config's `output` names a run, not a curve
+    output = overrides.pop("output", None) or DEFAULT_OUTPUT  # a config's `output` names a run, not a curve
     fractions = parse_sizes(sizes)
     cfg = build_config(config, **overrides)
     _quiet_libraries()

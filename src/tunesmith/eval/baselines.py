@@ -15,17 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TunesmithError
+from .verdict import LABELS
 
 GENERATION = ("zero-shot", "few-shot", "rag", "tuned+rag")
 CLASSIFICATION = ("linear-probe",)
 KNOWN = GENERATION + CLASSIFICATION
-KEYS = {
-    "zero-shot": "base",
-    "few-shot": "few_shot",
-    "rag": "rag",
-    "tuned+rag": "tuned_rag",
-    "linear-probe": "linear_probe",
-}
+KEYS = {name: key for key, name in LABELS.items()}  # --baselines name -> result key
 RAG_INTRO = "Use this reference if it helps:"  # the retrieved block, then "Question: " and the user's own message
 EMBEDDER = "minilm-l6"
 
@@ -56,6 +51,11 @@ def check_applies(names: list[str], allowed, task: str) -> None:
 
 
 # -- prompts ---------------------------------------------------------------------------------------------
+
+
+def question(prompt: list[dict]) -> str:
+    """A prompt's last user turn: what retrieval searches with and what samples show."""
+    return next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
 
 
 def pair_text(messages: list[dict]) -> str:
@@ -113,14 +113,19 @@ def fitter(tokenizer, limit: int, budget: int) -> Callable:
     return lambda conv: len(encode(tokenizer, conv)) + budget <= limit
 
 
-def read_train(train_path, columns, system_prompt) -> list[list[dict]]:
+def require_train_file(train_path, readers: str) -> None:
+    """Refuse a training file that is not there, naming the baselines that read it."""
+    if not train_path or not Path(train_path).is_file():
+        raise TunesmithError(
+            f"{train_path}: the run's training file is not there ({readers} read it); pass --train-data FILE"
+        )
+
+
+def read_train(train_path, columns=None, system_prompt=None) -> list[list[dict]]:
     """The training file's conversations that end in an answer (few-shot and rag draw on them)."""
     from ..data.formats import read_examples
 
-    if not train_path or not Path(train_path).is_file():
-        raise TunesmithError(
-            f"{train_path}: the run's training file is not there (few-shot and rag read it); pass --train-data FILE"
-        )
+    require_train_file(train_path, "few-shot and rag")
     _, examples = read_examples(train_path, columns, system_prompt)
     train = [e.messages for e in examples if e.messages and e.messages[-1]["role"] == "assistant"]
     if not train:
@@ -135,7 +140,6 @@ def read_train(train_path, columns, system_prompt) -> list[list[dict]]:
 class Plan:
     """The baselines' prompts, built (and retrieval done) before any answer is generated."""
 
-    names: list[str]
     questions: list[str]
     refs: list[str]
     musts: list[list[str]]
@@ -144,12 +148,19 @@ class Plan:
     retrieval: dict | None = None
 
     def base_keys(self) -> list[str]:
-        return [k for k in ("few_shot", "rag") if k in self.prompts]
+        """The systems the base model answers: few_shot, rag."""
+        return [k for k in self.prompts if k != "tuned_rag"]
+
+    def tuned_keys(self) -> list[str]:
+        """The systems the fine-tuned model answers: tuned_rag."""
+        return [k for k in self.prompts if k == "tuned_rag"]
 
 
 def plan(
     run,
-    chats,
+    prompts: list[list[dict]],
+    refs: list[str],
+    musts: list[list[str]],
     names: list[str],
     *,
     shots: int = 4,
@@ -161,18 +172,17 @@ def plan(
     retrieval: str = "hybrid",
     log=print,
 ) -> Plan:
-    """Few-shot and RAG prompts for the test conversations `chats`, fitted to the model's context with
-    `max_new_tokens` left for the answer."""
-    cfg, tokenizer = run.config, run.tokenizer
-    if not chats:
+    """Few-shot and RAG prompts for the test prompts (conversations up to the answer), fitted to the model's
+    context with `max_new_tokens` left for the answer."""
+    cfg = run.config
+    if not prompts:
         raise TunesmithError("baselines need conversation rows with an answer in the test file")
-    prompts = [e.messages[:-1] for e in chats]
-    questions = [next((m["content"] for m in reversed(p) if m["role"] == "user"), "") for p in prompts]
-    out = Plan(names, questions, [e.messages[-1]["content"] for e in chats], [e.must_contain for e in chats])
-    need_train = "few-shot" in names or (not docs and {"rag", "tuned+rag"} & set(names))
-    train = read_train(train_path or cfg.data, cfg.columns, cfg.system_prompt) if need_train else []
+    out = Plan([question(p) for p in prompts], refs, musts)
+    rag = [name for name in ("rag", "tuned+rag") if name in names]
+    need_train = "few-shot" in names or (rag and not docs)
+    train = read_train(train_path, cfg.columns, cfg.system_prompt) if need_train else []
     limit = context_limit(run.model, cfg.max_seq_len)
-    fits = fitter(tokenizer, limit, max_new_tokens)
+    fits = fitter(run.tokenizer, limit, max_new_tokens)
     if "few-shot" in names:
         chosen = pick_shots(train, shots, cfg.seed)
         built = [few_shot_prompt(p, chosen, fits) for p in prompts]
@@ -184,26 +194,26 @@ def plan(
             "seed": cfg.seed,
         }
         log(f"few-shot: {len(chosen)} training examples (seed {cfg.seed}) before each question")
-    if {"rag", "tuned+rag"} & set(names):
-        from .retrieve import read_docs, recall_at_k, retriever
+    if rag:
+        from .retrieve import describe, read_docs, recall_at_k, retriever
 
         if docs:
-            texts = read_docs(docs)
-            checked, source = texts, f"docs: {docs}"
+            texts = checked = read_docs(docs)
+            source, what = f"docs: {docs}", f"{len(texts)} passages of {docs}"
         else:
-            texts = [pair_text(m) for m in train]
-            checked, source = [m[-1]["content"] for m in train], "training pairs"
-        what = f"{len(texts)} passages of {docs}" if docs else f"{len(texts)} training pairs"
-        how = {"hybrid": f"BM25 + {embedder}", "dense": embedder, "bm25": "BM25"}.get(retrieval, retrieval)
-        log(f"rag: retrieving the top {top_k} of {what} for {len(questions)} questions ({how})...")
-        hits = retriever(texts, retrieval, embedder).search(questions, top_k)
+            texts, checked = [pair_text(m) for m in train], [m[-1]["content"] for m in train]
+            source, what = "training pairs", f"{len(texts)} training pairs"
+        log(
+            f"rag: retrieving the top {top_k} of {what} for {len(prompts)} questions "
+            f"({describe(retrieval, embedder)})..."
+        )
+        hits = retriever(texts, retrieval, embedder).search(out.questions, top_k)
         built = [rag_prompt(p, [texts[j] for j in h], fits) for p, h in zip(prompts, hits)]
-        note = {"top_k": top_k, "source": source, "rows_cut": sum(n < len(h) for (_, n), h in zip(built, hits))}
-        for name in ("rag", "tuned+rag"):
-            if name in names:
-                out.prompts[KEYS[name]] = [c for c, _ in built]
-                out.notes[KEYS[name]] = {**note, "context": limit}
-        recall, rows = recall_at_k([[checked[j] for j in h] for h in hits], out.musts)
+        rows_cut = sum(n < len(h) for (_, n), h in zip(built, hits))
+        for name in rag:  # rag and tuned+rag: the same prompts, retrieved once
+            out.prompts[KEYS[name]] = [c for c, _ in built]
+            out.notes[KEYS[name]] = {"top_k": top_k, "source": source, "rows_cut": rows_cut, "context": limit}
+        recall, rows = recall_at_k([[checked[j] for j in h] for h in hits], musts)
         out.retrieval = {
             "k": top_k,
             "recall_at_k": recall,
@@ -215,39 +225,12 @@ def plan(
     return out
 
 
-def generate_scores(model, tokenizer, prompts, plan: Plan, *, max_new_tokens, batch_size, label, log) -> dict:
-    """Greedy answers to `prompts`, scored against the plan's references like the base and tuned columns."""
-    from .generate import generate_batch
-    from .metrics import row_scores, score_generations
-
-    log(f"{label}: generating {len(prompts)} answers...")
-    preds = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    res = score_generations(preds, plan.refs, plan.musts)
-    res["samples"] = [
-        {"prompt": q, "reference": r, "answer": a} for q, r, a in list(zip(plan.questions, plan.refs, preds))[:10]
-    ]
-    res["_answers"] = preds
-    res["_rows"] = row_scores(preds, plan.refs, plan.musts)
-    return res
-
-
-def run_systems(model, tokenizer, plan: Plan, keys: list[str], result: dict, **kw) -> None:
-    """Score each of `keys` (few_shot, rag, tuned_rag) with `model` into result[key]."""
-    labels = {"few_shot": "few-shot", "rag": "rag", "tuned_rag": "tuned+rag"}
-    for key in keys:
-        res = generate_scores(model, tokenizer, plan.prompts[key], plan, label=labels[key], **kw)
-        res["prompt_info"] = plan.notes[key]
-        result[key] = res
-
-
 def generation_verdict(result: dict, plan: Plan, summary: dict, gpu: dict | None, method: str | None) -> dict:
     """The verdict for a generating task, on the main metric (contains, else token F1), from per-row scores."""
     from .verdict import main_metric, training_cost, verdict
 
     metric = main_metric(plan.musts)
-    rows = {
-        k: result[k]["_rows"][metric] for k in ("base", "few_shot", "rag") if result.get(k) and "_rows" in result[k]
-    }
+    rows = {k: result[k]["_rows"][metric] for k in ("base", *plan.base_keys()) if result.get(k)}
     tuned_rag = result["tuned_rag"]["_rows"][metric] if result.get("tuned_rag") else None
     return verdict(
         result["tuned"]["_rows"][metric], rows, metric, tuned_rag=tuned_rag, cost=training_cost(summary, gpu, method)
@@ -258,27 +241,14 @@ def generation_verdict(result: dict, plan: Plan, summary: dict, gpu: dict | None
 
 
 def pooled(model, items, collate_fn, batch_size: int = 64):
-    """(n, hidden) array: the mean of the model's last hidden layer over each item's real tokens (attention
-    mask), as sentence-transformers pools; items are batched by length."""
+    """(n, hidden) array: the mean of the model's last hidden layer over each item's real tokens (mean pooling,
+    as sentence-transformers pools), by `infer.per_item`'s length-sorted batches."""
     import numpy as np
-    import torch
 
-    model.eval()
-    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
-    out = [None] * len(items)
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            batch = collate_fn([items[i] for i in idx])
-            batch.pop("labels", None)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            hidden = model(**batch, output_hidden_states=True).hidden_states[-1].float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vecs = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
-            for row, i in enumerate(idx):
-                out[i] = vecs[row]
-    return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
+    from .infer import per_item
+
+    vecs = per_item(model, items, collate_fn, lambda h: h.mean(0).cpu().numpy(), batch_size, hidden=True)
+    return np.stack(vecs) if vecs else np.zeros((0, 0), dtype=np.float32)
 
 
 def linear_probe(x_train, y_train, x_test, *, multi_label: bool = False, threshold: float = 0.5, seed: int = 0):

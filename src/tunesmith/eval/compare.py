@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 LOWER_BETTER = {"loss", "perplexity"}
-HEADERS = {"linear_probe": "linear-probe", "few_shot": "few-shot", "tuned_rag": "tuned+rag"}
 
 
 def _change(key, b, t):
@@ -17,6 +16,10 @@ def print_comparison(result: dict, title: str):
     from rich.console import Console
     from rich.table import Table
 
+    from .verdict import LABELS
+
+    head = lambda c: c if c == "base" else LABELS.get(c, c)  # the base model's column keeps its name
+    fmt = lambda xs: ["-" if x is None else f"{x:.4g}" for x in xs]
     base, tuned = result.get("base") or {}, result["tuned"]
     baselines = [k for k in ("chance", "majority", "linear_probe") if isinstance(base.get(k), dict)]
     cols = baselines or ["base"]
@@ -24,41 +27,42 @@ def print_comparison(result: dict, title: str):
     after = [k for k in ("tuned_rag",) if isinstance(result.get(k), dict)]
     # With --baselines' extra columns the change column goes (the verdict compares), so the table fits 80 columns.
     change = not (before or after)
-    heads = ["metric", *[HEADERS.get(c, c) for c in cols + before], "fine-tuned", *[HEADERS.get(c, c) for c in after]]
+    heads = ["metric", *map(head, cols + before), "fine-tuned", *map(head, after)]
     if change:
-        heads.append(f"change vs {HEADERS.get(cols[-1], cols[-1])}")
+        heads.append(f"change vs {head(cols[-1])}")
     rows = []
     for key, t in tuned.items():
         if not isinstance(t, (int, float)) or key.startswith("_"):
             continue
         refs = [(base.get(c) or {}).get(key) for c in baselines] if baselines else [base.get(key)]
-        fmt = lambda xs: ["-" if x is None else f"{x:.4g}" for x in xs]
-        row = [key, *fmt(refs + [result[k].get(key) for k in before]), f"{t:.4g}"]
-        row += fmt([result[k].get(key) for k in after])
+        row = [
+            key,
+            *fmt(refs + [result[k].get(key) for k in before]),
+            f"{t:.4g}",
+            *fmt([result[k].get(key) for k in after]),
+        ]
         if change:
             row.append("" if refs[-1] is None else _change(key, refs[-1], t))
         rows.append(row)
     table = Table(title=title)
-    for i, head in enumerate(heads):  # numbers are never cut short; headers may wrap
-        widest = max((len(r[i]) for r in rows), default=0) if i < len(heads) - change else 0
-        table.add_column(head, justify="left" if i == 0 else "right", no_wrap=i == 0, min_width=widest or None)
+    for i, name in enumerate(heads):  # numbers are never cut short (the change column holds markup); headers may wrap
+        widest = 0 if change and i == len(heads) - 1 else max((len(r[i]) for r in rows), default=0)
+        table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0, min_width=widest or None)
     for row in rows:
         table.add_row(*row)
     console = Console(stderr=True)
     console.print(table)
     ret = result.get("retrieval")
     if ret:
-        console.print(
-            f"retrieval ({ret['source']}, {ret['texts']} texts): "
-            + (
-                f"recall@{ret['k']} {ret['recall_at_k']:.1%}: {round(ret['recall_at_k'] * ret['rows'])} of {ret['rows']} "
-                "test rows with must_contain have it in a retrieved "
-                + ("training answer" if ret["source"] == "training pairs" else "passage")
-                if ret.get("recall_at_k") is not None
-                else f"recall@{ret['k']} not measured: no test row carries must_contain"
-            ),
-            markup=False,
-        )
+        if ret.get("recall_at_k") is None:
+            said = f"recall@{ret['k']} not measured: no test row carries must_contain"
+        else:
+            where = "training answer" if ret["source"] == "training pairs" else "passage"
+            said = (
+                f"recall@{ret['k']} {ret['recall_at_k']:.1%}: {round(ret['recall_at_k'] * ret['rows'])} of "
+                f"{ret['rows']} test rows with must_contain have it in a retrieved {where}"
+            )
+        console.print(f"retrieval ({ret['source']}, {ret['texts']} texts): {said}", markup=False)
     if result.get("verdict"):
         console.print("verdict: " + result["verdict"]["text"], markup=False)
     per = tuned.get("per_class") or tuned.get("per_type")
@@ -72,6 +76,29 @@ def print_comparison(result: dict, title: str):
     if result.get("confusion_matrix"):
         console.print(f"confusion matrix: {result['confusion_matrix']}")
     if result.get("general"):
-        from .general import print_general
+        _print_general(result["general"], console)
 
-        print_general(result["general"], console)
+
+def pct(x: float, than: float | None = None) -> str:
+    """A fraction as a whole percentage, with one decimal where that would read the same as `than`."""
+    whole = f"{x * 100:.0f}%"
+    return f"{x * 100:.1f}%" if than is not None and whole == f"{than * 100:.0f}%" else whole
+
+
+def _print_general(block: dict, console) -> None:
+    """The general-ability probe (eval/general.py, general_block) under the comparison table."""
+    from rich.table import Table
+
+    table = Table(title=f"general-ability probe ({block['probe']}, {block['questions']} questions)")
+    for c in ("metric", "base", "fine-tuned", "change"):
+        table.add_column(c, justify="left" if c == "metric" else "right")
+    base = block.get("base") or {}
+    for key in ("contains", "perplexity"):
+        t, b = block["tuned"].get(key), base.get(key)
+        if t is not None:
+            table.add_row(key, "-" if b is None else f"{b:.4g}", f"{t:.4g}", "" if b is None else _change(key, b, t))
+    console.print(table)
+    d = block.get("drop")
+    if d is not None:
+        said = f"fell {pct(d)}" if d > 0 else "did not fall" if d == 0 else f"rose {pct(-d)}"
+        console.print(f"general-ability probe: contains {said} from the base model (relative)")

@@ -13,7 +13,7 @@ import torch
 
 from ..data.batch import ordered_loader
 from .generate import generate_batch
-from .metrics import row_scores, score_generations
+from .metrics import mean_scores, row_scores, score_generations
 
 
 @torch.no_grad()
@@ -48,16 +48,33 @@ def _score(
         m = evaluate_loss(task.loss_module(model, meta), loader)
         res = {"loss": m["eval_loss"], "perplexity": m["eval_perplexity"], "token_accuracy": m["eval_token_accuracy"]}
     if prompts:
-        log(f"{label}: generating {len(prompts)} answers...")
-        preds = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=gen_batch_size)
-        res.update(score_generations(preds, refs, musts))
-        res["samples"] = [
-            {"prompt": p[-1]["content"], "reference": r, "answer": a}
-            for p, r, a in list(zip(prompts, refs, preds))[:10]
-        ]
-        res["_answers"] = preds
-        res["_rows"] = row_scores(preds, refs, musts)  # per-row scores, for the baselines' paired bootstrap
+        res.update(generated_scores(model, tokenizer, prompts, refs, musts, max_new_tokens, gen_batch_size, label, log))
     return res
+
+
+def generated_scores(model, tokenizer, prompts, refs, musts, max_new_tokens, batch_size, label, log, questions=None):
+    """Greedy answers to `prompts` scored against `refs`: the mean scores, 10 samples (`questions`, default the
+    prompts' last turns, as their prompt), and the private "_answers" and per-row "_rows" (for the baselines'
+    paired bootstrap)."""
+    log(f"{label}: generating {len(prompts)} answers...")
+    preds = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    rows = row_scores(preds, refs, musts)
+    questions = questions or [p[-1]["content"] for p in prompts]
+    samples = [{"prompt": q, "reference": r, "answer": a} for q, r, a in list(zip(questions, refs, preds))[:10]]
+    return {**mean_scores(rows), "samples": samples, "_answers": preds, "_rows": rows}
+
+
+def _run_systems(model, tokenizer, plan, keys: list[str], result: dict, **kw) -> None:
+    """Score each of the baseline plan's `keys` (few_shot, rag, tuned_rag) with `model` into result[key], like
+    the base and tuned columns, the samples showing the test question rather than the built prompt."""
+    from .verdict import LABELS
+
+    for key in keys:
+        prompts, label = plan.prompts[key], LABELS[key]
+        res = generated_scores(
+            model, tokenizer, prompts, plan.refs, plan.musts, label=label, questions=plan.questions, **kw
+        )
+        result[key] = {**res, "prompt_info": plan.notes[key]}
 
 
 def answer_budget(tokenizer, refs: list[str], cap: int) -> int:
@@ -66,9 +83,9 @@ def answer_budget(tokenizer, refs: list[str], cap: int) -> int:
     return min(cap, int(longest * 1.5) + 8)
 
 
-def answer_scores(model, tokenizer, examples, batch_size: int = 64) -> dict:
+def answer_scores(model, tokenizer, examples, batch_size: int = 64, cap: int = 256) -> dict:
     """token_f1 (and contains, where rows carry must_contain) of greedy answers to the examples' last turns.
-    Answers are capped near the longest reference (x1.5 + 8 tokens), which bounds the cost."""
+    Answers are capped near the longest reference (x1.5 + 8 tokens, at most `cap`), which bounds the cost."""
     if not examples:
         return {}
     refs = [e.messages[-1]["content"] for e in examples]
@@ -76,7 +93,7 @@ def answer_scores(model, tokenizer, examples, batch_size: int = 64) -> dict:
         model,
         tokenizer,
         [e.messages[:-1] for e in examples],
-        max_new_tokens=answer_budget(tokenizer, refs, 256),
+        max_new_tokens=answer_budget(tokenizer, refs, cap),
         batch_size=batch_size,
     )
     scores = score_generations(preds, refs, [e.must_contain for e in examples])
@@ -106,11 +123,11 @@ def evaluate_run(
     Generation uses large batches because they pay on CPU: 104 short answers took 43 s at batch 64
     against 74 s at batch 16.
 
-    `baselines` (eval/baselines.py: zero-shot, few-shot, rag, tuned+rag) add "few_shot", "rag", "tuned_rag",
-    "retrieval" and "verdict"; `train_path` (default: the run's training file) gives the few-shot examples
-    and the pairs rag retrieves from, `docs` a text file or folder to retrieve from instead; `retrieval`:
-    hybrid (BM25 and `embedder` fused), dense or bm25; `gpu`: the reference GPU of the verdict's cost estimate
-    (config.REFERENCE_GPU).
+    `baselines` (eval/baselines.py: zero-shot, few-shot, rag, tuned+rag; parsed and checked by Run.evaluate)
+    add "few_shot", "rag", "tuned_rag", "retrieval" and "verdict"; `train_path` (Run.evaluate's default: the
+    run's training file) gives the few-shot examples and the pairs rag retrieves from, `docs` a text file or
+    folder to retrieve from instead; `retrieval`: hybrid (BM25 and `embedder` fused), dense or bm25; `gpu`: the
+    reference GPU of the verdict's cost estimate (config.REFERENCE_GPU).
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     cfg = run.config
@@ -124,15 +141,12 @@ def evaluate_run(
         max_new_tokens = answer_budget(tokenizer, refs, 512)
     args = (task, run.meta, tokenizer, encoded, prompts, refs, musts, max_new_tokens, batch_size, gen_batch_size)
     plan = None
-    if baselines:
+    if baselines:  # the plan (training file, retrieval) fails before any answer is generated
         from . import baselines as bl
 
-        names = bl.parse(baselines)
-        bl.check_applies(names, bl.GENERATION, cfg.task)
-        base = base or "zero-shot" in names
-        kw = dict(shots=shots, top_k=top_k, docs=docs, train_path=train_path, embedder=embedder, log=log)
-        kw["retrieval"] = retrieval
-        plan = bl.plan(run, chats, names, max_new_tokens=max_new_tokens, **kw)  # fails before any generation
+        base = base or "zero-shot" in baselines
+        opts = dict(shots=shots, top_k=top_k, docs=docs, train_path=train_path, embedder=embedder, retrieval=retrieval)
+        plan = bl.plan(run, prompts, refs, musts, baselines, max_new_tokens=max_new_tokens, log=log, **opts)
         gen = dict(max_new_tokens=max_new_tokens, batch_size=gen_batch_size, log=log)
     result = {"rows": n_rows, "tuned": _score(run.model, *args, "tuned", log), "base": None}
     if base or (plan and plan.base_keys()):
@@ -140,9 +154,9 @@ def evaluate_run(
             if base:
                 result["base"] = _score(base_model, *args, "base", log)
             if plan:
-                bl.run_systems(base_model, tokenizer, plan, plan.base_keys(), result, **gen)
+                _run_systems(base_model, tokenizer, plan, plan.base_keys(), result, **gen)
     if plan:
-        bl.run_systems(run.model, tokenizer, plan, [k for k in ("tuned_rag",) if k in plan.prompts], result, **gen)
+        _run_systems(run.model, tokenizer, plan, plan.tuned_keys(), result, **gen)
         if plan.retrieval:
             result["retrieval"] = plan.retrieval
         result["verdict"] = bl.generation_verdict(result, plan, run.summary, gpu, cfg.method)

@@ -26,9 +26,7 @@ from ..data.formats import Example, detect_format, normalise, with_system
 from ..data.load import load_rows
 from ..data.tokenize import Encoded
 from ..errors import DataError, TunesmithError
-from .evaluate import answer_budget, evaluate_loss
-from .generate import generate_batch
-from .metrics import score_generations
+from .evaluate import answer_scores, evaluate_loss
 
 SHIPPED = "default"  # the `general` setting that means the probe shipped in demo_data/
 OFF = "none"  # the `general` setting that turns the probe off (YAML null too)
@@ -51,6 +49,16 @@ class Probe:
     source: str  # "default" or the file it was read from
     questions: list[Example] = field(default_factory=list)  # chat rows, each with must_contain
     text: str = ""  # the general text scored for perplexity ("" = none)
+    _blocks: list[Encoded] | None = field(default=None, repr=False, compare=False)
+
+    def blocks(self, tokenizer) -> list[Encoded]:
+        """The text in blocks of TEXT_BLOCK tokens, tokenized on the first call only (a run scores the probe at
+        every evaluation with one tokenizer)."""
+        if self._blocks is None:
+            ids = tokenizer(self.text, add_special_tokens=False)["input_ids"]
+            blocks = (ids[i : i + TEXT_BLOCK] for i in range(0, len(ids), TEXT_BLOCK))
+            self._blocks = [Encoded(b, b, 1) for b in blocks if len(b) > 1]  # a 1-token tail predicts nothing
+        return self._blocks
 
     def describe(self) -> str:
         parts = []
@@ -115,21 +123,9 @@ def score_probe(model, tokenizer, probe: Probe, *, batch_size: int = BATCH) -> d
     out = {"contains": None, "perplexity": None}
     model.eval()
     if probe.questions and has_chat(tokenizer):
-        refs = [q.messages[-1]["content"] for q in probe.questions]
-        answers = generate_batch(
-            model,
-            tokenizer,
-            [q.messages[:-1] for q in probe.questions],
-            max_new_tokens=answer_budget(tokenizer, refs, ANSWER_CAP),
-            batch_size=batch_size,
-        )
-        out["contains"] = score_generations(answers, refs, [q.must_contain for q in probe.questions])["contains"]
-        out["_answers"] = answers
+        out["contains"] = answer_scores(model, tokenizer, probe.questions, batch_size, cap=ANSWER_CAP).get("contains")
     if probe.text:
-        ids = tokenizer(probe.text, add_special_tokens=False)["input_ids"]
-        blocks = [Encoded(ids[i : i + TEXT_BLOCK], ids[i : i + TEXT_BLOCK], 1) for i in range(0, len(ids), TEXT_BLOCK)]
-        blocks = [b for b in blocks if len(b.input_ids) > 1]  # a 1-token tail predicts nothing
-        loader = ordered_loader(blocks, 8, functools.partial(collate, pad_id=tokenizer.pad_token_id))
+        loader = ordered_loader(probe.blocks(tokenizer), 8, functools.partial(collate, pad_id=tokenizer.pad_token_id))
         out["perplexity"] = evaluate_loss(CausalLMLoss(model).eval(), loader)["eval_perplexity"]
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
@@ -158,11 +154,11 @@ def general_block(run, setting: str | None = None, base: bool = True, log=None) 
     if probe is None:
         return None
     log(f"general-ability probe: {probe.describe()}")
-    tuned = _public(score_probe(run.model, run.tokenizer, probe))
+    tuned = score_probe(run.model, run.tokenizer, probe)
     before = None
     if base:
         with run.base_model() as base_model:
-            before = _public(score_probe(base_model, run.tokenizer, probe))
+            before = score_probe(base_model, run.tokenizer, probe)
     return {
         "probe": probe.source,
         "questions": len(probe.questions),
@@ -170,42 +166,6 @@ def general_block(run, setting: str | None = None, base: bool = True, log=None) 
         "tuned": tuned,
         "drop": relative_drop((before or {}).get("contains"), tuned["contains"]),
     }
-
-
-def _public(scores: dict) -> dict:
-    return {k: v for k, v in scores.items() if not k.startswith("_")}
-
-
-def pct(x: float, than: float | None = None) -> str:
-    """A fraction as a whole percentage, with one decimal where that would read the same as `than`."""
-    whole = f"{x * 100:.0f}%"
-    return f"{x * 100:.1f}%" if than is not None and whole == f"{than * 100:.0f}%" else whole
-
-
-def print_general(block: dict | None, console) -> None:
-    """The probe's lines under `tunesmith eval`'s comparison table."""
-    if not block:
-        return
-    from rich.table import Table
-
-    table = Table(title=f"general-ability probe ({block['probe']}, {block['questions']} questions)")
-    for c in ("metric", "base", "fine-tuned", "change"):
-        table.add_column(c, justify="left" if c == "metric" else "right")
-    base = block.get("base") or {}
-    for key, lower_better in (("contains", False), ("perplexity", True)):
-        t, b = block["tuned"].get(key), base.get(key)
-        if t is None:
-            continue
-        change = ""
-        if b is not None:
-            worse = t > b if lower_better else t < b
-            change = f"[{'red' if worse else 'green'}]{t - b:+.4g}[/]"
-        table.add_row(key, "-" if b is None else f"{b:.4g}", f"{t:.4g}", change)
-    console.print(table)
-    if block.get("drop") is not None:
-        d = block["drop"]
-        said = f"fell {pct(d)}" if d > 0 else "did not fall" if d == 0 else f"rose {pct(-d)}"
-        console.print(f"general-ability probe: contains {said} from the base model (relative)")
 
 
 def check_limit(max_forgetting: float | None, probe: Probe | None, task_name: str, tokenizer) -> None:

@@ -6,8 +6,9 @@ import torch
 
 
 @torch.no_grad()
-def per_item(model, items, collate_fn, fn, batch_size: int = 64) -> list:
-    """fn(logits of one item, trimmed to its length) -> anything; one result per item, input order kept."""
+def per_item(model, items, collate_fn, fn, batch_size: int = 64, hidden: bool = False) -> list:
+    """fn(logits of one item, trimmed to its length) -> anything; one result per item, input order kept.
+    `hidden`: the last hidden layer's states instead of the logits."""
     model.eval()
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     out = [None] * len(items)
@@ -16,7 +17,8 @@ def per_item(model, items, collate_fn, fn, batch_size: int = 64) -> list:
         idx = order[s : s + batch_size]
         batch = collate_fn([items[i] for i in idx])
         batch.pop("labels", None)
-        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
+        res = model(**{k: v.to(device) for k, v in batch.items()}, **({"output_hidden_states": True} if hidden else {}))
+        logits = (res.hidden_states[-1] if hidden else res.logits).float()
         for row, i in enumerate(idx):
             out[i] = fn(logits[row] if logits.dim() == 2 else logits[row, : len(items[i].input_ids)])
     return out

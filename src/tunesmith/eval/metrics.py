@@ -242,8 +242,8 @@ def contains(pred: str, needles: list[str]) -> float:
 
 
 def row_scores(preds: list[str], refs: list[str], musts: list[list[str]]) -> dict[str, list]:
-    """Each row's score, per metric (the means of these are `score_generations`): exact_match, token_f1,
-    rouge_l, and contains (None on rows without must_contain). For paired comparisons of two systems."""
+    """Each row's score, per metric (`mean_scores` averages them): exact_match, token_f1, rouge_l, and contains
+    (None on rows without must_contain). For paired comparisons of two systems."""
     return {
         "exact_match": list(map(exact_match, preds, refs)),
         "token_f1": list(map(token_f1, preds, refs)),
@@ -252,10 +252,14 @@ def row_scores(preds: list[str], refs: list[str], musts: list[list[str]]) -> dic
     }
 
 
-def score_generations(preds: list[str], refs: list[str], musts: list[list[str]]) -> dict:
-    n = max(len(preds), 1)
-    rows = row_scores(preds, refs, musts)
+def mean_scores(rows: dict[str, list]) -> dict:
+    """The means of `row_scores`: contains over the rows that have must_contain (None when none has)."""
+    n = max(len(rows["exact_match"]), 1)
     out = {k: sum(rows[k]) / n for k in ("exact_match", "token_f1", "rouge_l")}
     found = [c for c in rows["contains"] if c is not None]
     out["contains"] = sum(found) / len(found) if found else None
     return out
+
+
+def score_generations(preds: list[str], refs: list[str], musts: list[list[str]]) -> dict:
+    return mean_scores(row_scores(preds, refs, musts))

@@ -121,6 +121,16 @@ def rrf(rankings: list[list[int]], k: int = RRF_K) -> list[int]:
 METHODS = ("hybrid", "dense", "bm25")  # both rankings fused by RRF (the default), or one of them alone
 
 
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise TunesmithError(f"unknown retrieval method '{method}' (known: {', '.join(METHODS)})")
+
+
+def describe(method: str, embedder: str = "minilm-l6") -> str:
+    """How `method` ranks, for a log line: "BM25 + minilm-l6", "minilm-l6" or "BM25"."""
+    return {"hybrid": f"BM25 + {embedder}", "dense": embedder, "bm25": "BM25"}.get(method, method)
+
+
 class Retriever:
     """BM25 (unless `bm25` is False) and, with `embed`, dense rankings of `texts`, fused by RRF when both."""
 
@@ -133,12 +143,18 @@ class Retriever:
         self.bm25 = BM25(self.texts) if bm25 else None
         self.vectors = embed(self.texts) if embed else None
 
-    def search(self, queries: list[str], k: int) -> list[list[int]]:
-        """The top `k` text indices per query, best first."""
-        qv = self.embed(list(queries)) if self.embed and queries else None
+    def search(self, queries: list[str], k: int, method: str = "hybrid") -> list[list[int]]:
+        """The top `k` text indices per query, best first: by every ranking held (`hybrid`), or by the one
+        `method` names (dense, bm25) when both are held."""
+        check_method(method)
+        bm25 = self.bm25 if method != "dense" else None
+        embed = self.embed if method != "bm25" else None
+        if bm25 is None and embed is None:
+            raise ValueError(f"this retriever holds no {method} ranking")
+        qv = embed(list(queries)) if embed and queries else None
         out = []
         for i, q in enumerate(queries):
-            rankings = [top(self.bm25.scores(q), positive=True)] if self.bm25 else []
+            rankings = [top(bm25.scores(q), positive=True)] if bm25 else []
             if qv is not None:
                 rankings.append(top(self.vectors @ qv[i]))
             out.append(rrf(rankings)[:k])
@@ -147,8 +163,7 @@ class Retriever:
 
 def retriever(texts: list[str], method: str = "hybrid", embedder: str = "minilm-l6") -> Retriever:
     """A Retriever by METHODS name; the embedder (an alias, folder or hub id) is loaded only when used."""
-    if method not in METHODS:
-        raise TunesmithError(f"unknown retrieval method '{method}' (known: {', '.join(METHODS)})")
+    check_method(method)
     embed = sentence_embedder(embedder) if method != "bm25" else None
     return Retriever(texts, embed, bm25=method != "dense")
 

@@ -15,7 +15,13 @@ NAMES = {  # result key -> how a sentence names the system
     "majority": "the majority class",
     "linear_probe": "a linear probe",
 }
-SHORT = {"base": "zero-shot", "few_shot": "few-shot", "linear_probe": "linear-probe"}  # as --baselines names them
+LABELS = {  # result key -> the name `--baselines` gives it
+    "base": "zero-shot",
+    "few_shot": "few-shot",
+    "rag": "rag",
+    "tuned_rag": "tuned+rag",
+    "linear_probe": "linear-probe",
+}
 METRIC_NAMES = {"contains": "fact accuracy (contains)", "token_f1": "token F1", "accuracy": "accuracy"}
 PERCENT = {"contains", "accuracy", "exact_match"}  # rates, printed as percentages
 
@@ -96,10 +102,16 @@ def verdict(
     {"text": the paragraph, "metric", "best_baseline", its score, "tuned", "margin" (tuned - best, with the
     interval), "cost"}. A baseline that beats fine-tuning is named as the winner."""
     label = METRIC_NAMES.get(metric, metric)
-    scores = {k: mean(v) for k, v in baselines.items() if mean(v) is not None}
+    scores = {k: m for k, v in baselines.items() if (m := mean(v)) is not None}
     t = mean(tuned)
-    out = {"metric": metric, "tuned": t, "best_baseline": None, "best_baseline_score": None, "margin": None}
-    out["cost"] = cost
+    out = {
+        "metric": metric,
+        "tuned": t,
+        "best_baseline": None,
+        "best_baseline_score": None,
+        "margin": None,
+        "cost": cost,
+    }
     if t is None:
         out["text"] = f"No verdict: no test row has a {label} score."
         return out
@@ -111,7 +123,7 @@ def verdict(
         b, name = scores[best], NAMES.get(best, best)
         m = paired_bootstrap(tuned, baselines[best])
         out.update(best_baseline=best, best_baseline_score=b, margin=m)
-        others = ", ".join(f"{SHORT.get(k, k)} {_fmt(metric, v)}" for k, v in scores.items() if k != best)
+        others = ", ".join(f"{LABELS.get(k, k)} {_fmt(metric, v)}" for k, v in scores.items() if k != best)
         said.append(
             f"The best option without fine-tuning is {name}: {label} {_fmt(metric, b)}, against "
             f"{_fmt(metric, t)} fine-tuned" + (f" (other options: {others})." if others else ".")
@@ -123,7 +135,7 @@ def verdict(
                     f"{name[0].upper() + name[1:]} alone reaches {b / t:.0%} of the fine-tuned score without training."
                 )
             said.append(
-                f"Fine-tuning beats the best baseline ({SHORT.get(best, best)}) by {pts:+.1f} points ({_ci(m)})."
+                f"Fine-tuning beats the best baseline ({LABELS.get(best, best)}) by {pts:+.1f} points ({_ci(m)})."
             )
             if m["low"] <= 0:
                 said.append("The interval includes zero: on this test set the win is not clear.")
@@ -139,11 +151,11 @@ def verdict(
             )
         else:
             said.append(f"Fine-tuning and {name} score the same on this test set: fine-tuning did not pay.")
-    if tuned_rag is not None and mean(tuned_rag) is not None:
+    if tuned_rag is not None and (tr := mean(tuned_rag)) is not None:
         r = paired_bootstrap(tuned_rag, tuned)
         out["tuned_rag_gain"] = r
         said.append(
-            f"Fine-tuning + RAG reaches {_fmt(metric, mean(tuned_rag))}, {100 * r['diff']:+.1f} points over fine-tuning "
+            f"Fine-tuning + RAG reaches {_fmt(metric, tr)}, {100 * r['diff']:+.1f} points over fine-tuning "
             f"alone ({_ci(r)})."
         )
     if cost:

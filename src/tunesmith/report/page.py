@@ -19,7 +19,9 @@ from pathlib import Path
 import yaml
 
 from ..errors import TunesmithError
-from ..train.curve import LOWER_BETTER, main_metric
+from ..eval.compare import LOWER_BETTER
+from ..train.curve import main_metric
+from ..train.report import is_num, loss_points, read_metrics
 from .charts import line_chart
 
 # Systems an evaluation may hold, in the order a table shows them: base-model baselines, then the run.
@@ -78,19 +80,6 @@ def _json_file(path: Path):
         return None
 
 
-def _metric_rows(path: Path) -> list[dict]:
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:  # a line cut short by a crash
-                continue
-            if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
-                rows.append(row)
-    return rows
-
-
 def read_run(run_path: str | Path) -> dict:
     """Everything the report shows, as read from the folder; absent files give None / []."""
     path = Path(run_path)
@@ -114,13 +103,22 @@ def read_run(run_path: str | Path) -> dict:
             while slug in slugs:  # "dev set" and "dev-set": element ids stay unique
                 slug += "-2"
             slugs.add(slug)
-            evals.append({"name": name, "slug": slug, "file": f.name, "mtime": f.stat().st_mtime, "result": data})
+            evals.append(
+                {
+                    "name": name,
+                    "slug": slug,
+                    "file": f.name,
+                    "mtime": f.stat().st_mtime,
+                    "result": data,
+                    "systems": _systems(data),
+                }
+            )
     return {
         "path": path,
         "config_text": config_text,
         "config": config if isinstance(config, dict) else None,
         "summary": summary if isinstance(summary, dict) else None,
-        "metrics": _metric_rows(path / "metrics.jsonl"),
+        "metrics": read_metrics(path / "metrics.jsonl"),
         "evals": evals,
     }
 
@@ -130,10 +128,6 @@ def read_run(run_path: str | Path) -> dict:
 
 def e(value) -> str:
     return escape(str(value), quote=True)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def fmt(v) -> str:
@@ -153,7 +147,7 @@ def fmt(v) -> str:
 
 def data_value(v) -> str:
     """A number exactly as the JSON holds it, for a data-value attribute."""
-    return e(json.dumps(v)) if _is_num(v) else ""
+    return e(json.dumps(v)) if is_num(v) else ""
 
 
 def _slug(text: str) -> str:
@@ -179,7 +173,7 @@ def kv_table(d: dict, attr: str, table_id: str | None = None) -> str:
     """A nested dict as a two-column table; each value cell has data-<attr>="dotted.key" (and data-value)."""
     rows = []
     for key, v in _flatten(d):
-        cls = ' class="num"' if _is_num(v) else ""
+        cls = ' class="num"' if is_num(v) else ""
         rows.append(
             f'<tr><th scope="row">{e(key)}</th><td{cls} data-{attr}="{e(key)}" data-value="{data_value(v)}">'
             f"{fmt(v)}</td></tr>"
@@ -216,7 +210,7 @@ def _systems(result: dict) -> dict[str, dict]:
 def _scalar_keys(systems: dict[str, dict]) -> list[str]:
     keys = []
     for metrics in [systems.get("tuned", {}), *systems.values()]:
-        keys += [k for k, v in metrics.items() if _is_num(v) and not k.startswith("_") and k not in keys]
+        keys += [k for k, v in metrics.items() if is_num(v) and not k.startswith("_") and k not in keys]
     for metrics in systems.values():  # a metric the JSON holds as null ("contains" without must_contain rows)
         keys += [k for k, v in metrics.items() if v is None and not k.startswith("_") and k not in keys]
     return keys
@@ -225,19 +219,14 @@ def _scalar_keys(systems: dict[str, dict]) -> list[str]:
 def _verdict_html(verdict, ident: str, detail: bool = True) -> str:
     """The verdict's text (eval --baselines writes {"text", "metric", "margin", "cost", ...}); with `detail`,
     its figures too."""
-    if verdict is None:
+    if not isinstance(verdict, dict):
         return ""
-    if isinstance(verdict, str):
-        return f'<p class="verdict" id="{e(ident)}" data-verdict="text">{e(verdict)}</p>'
-    if isinstance(verdict, dict):
-        text = next(
-            (verdict[k] for k in ("text", "sentence", "message", "summary") if isinstance(verdict.get(k), str)), None
-        )
-        rest = {k: v for k, v in verdict.items() if v is not text}
-        head = f'<p class="verdict" id="{e(ident)}" data-verdict="text">{e(text)}</p>' if text else ""
-        figures = f"<details><summary>the verdict's figures</summary>{kv_table(rest, 'verdict')}</details>"
-        return head + (figures if rest and detail else "")
-    return f'<p class="verdict" id="{e(ident)}" data-verdict="text">{fmt(verdict)}</p>'
+    text = verdict.get("text")
+    head = f'<p class="verdict" id="{e(ident)}" data-verdict="text">{e(text)}</p>' if text else ""
+    rest = {k: v for k, v in verdict.items() if k != "text"}
+    if not (rest and detail):
+        return head
+    return head + f"<details><summary>the verdict's figures</summary>{kv_table(rest, 'verdict')}</details>"
 
 
 def _embed_png(run: Path, value) -> str:
@@ -278,11 +267,10 @@ def eval_section(run: dict) -> str:
         )
     parts = []
     for ev in run["evals"]:
-        result, name, slug = ev["result"], ev["name"], ev["slug"]
-        systems = _systems(result)
+        result, name, slug, systems = ev["result"], ev["name"], ev["slug"], ev["systems"]
         parts.append(
             f'<h3 id="eval-{slug}-title">{e(ev["file"])}: {fmt(result.get("rows"))} rows</h3>'
-            if _is_num(result.get("rows"))
+            if is_num(result.get("rows"))
             else f'<h3 id="eval-{slug}-title">{e(ev["file"])}</h3>'
         )
         if systems:
@@ -304,10 +292,10 @@ def eval_section(run: dict) -> str:
         else:
             parts.append(missing(f"eval-{slug}", "not measured: this file holds no system's metrics"))
         parts.append(_verdict_html(result.get("verdict"), f"verdict-{slug}"))
-        tuned = result.get("tuned") if isinstance(result.get("tuned"), dict) else {}
+        tuned = systems.get("tuned", {})
         for key, title in (("per_class", "per class (fine-tuned)"), ("per_type", "per entity type (fine-tuned)")):
             if isinstance(tuned.get(key), dict):
-                parts.append(_per_class(title, tuned[key], f"{key.replace('_', '-')}"))
+                parts.append(_per_class(title, tuned[key], key.replace("_", "-")))
         png = _embed_png(run["path"], result.get("confusion_matrix"))
         if png:
             parts.append(f"<h3>confusion matrix</h3>{png}")
@@ -326,12 +314,13 @@ def eval_section(run: dict) -> str:
 
 def headline(run: dict) -> str:
     """The newest evaluation's main metric, base against fine-tuned, and its verdict."""
-    cards = []
+    cards, verdict = [], ""
     summary = run["summary"] or {}
     if run["evals"]:
         ev = max(run["evals"], key=lambda x: x["mtime"])
-        systems = _systems(ev["result"])
+        systems = ev["systems"]
         metric = main_metric(systems.get("tuned", {}))
+        verdict = _verdict_html(ev["result"].get("verdict"), "verdict", detail=False)
         if metric:
             for s, m in systems.items():
                 v = m.get(metric)
@@ -339,20 +328,16 @@ def headline(run: dict) -> str:
                     f'<div class="kpi{" main" if s == "tuned" else ""}" id="kpi-{e(s)}" data-metric="{e(s)}.{e(metric)}" data-value="{data_value(v)}">'
                     f"<b>{fmt(v)}</b><span>{e(SYSTEMS.get(s, s))}: {e(metric)} on {e(ev['file'])}</span></div>"
                 )
-    if _is_num(summary.get("best_step")):
+    if is_num(summary.get("best_step")):
         cards.append(
             f'<div class="kpi" id="kpi-best-step" data-value="{data_value(summary["best_step"])}">'
             f"<b>step {summary['best_step']}</b><span>kept checkpoint ({e(summary.get('select_by', ''))})</span></div>"
         )
-    if _is_num(summary.get("train_seconds")):
+    if is_num(summary.get("train_seconds")):
         cards.append(
             f'<div class="kpi" id="kpi-train-seconds" data-value="{data_value(summary["train_seconds"])}">'
             f"<b>{summary['train_seconds'] / 60:.1f} min</b><span>training time</span></div>"
         )
-    verdict = ""
-    if run["evals"]:
-        ev = max(run["evals"], key=lambda x: x["mtime"])
-        verdict = _verdict_html(ev["result"].get("verdict"), "verdict", detail=False)
     if not cards and not verdict:
         return missing("headline")
     return f'<div class="kpis">{"".join(cards)}</div>{verdict}'
@@ -376,12 +361,16 @@ def data_section(run: dict) -> str:
     return (kv_table(files, "data", "data-table") if files else "") + missing("data")
 
 
+def _kept_marker(run: dict) -> tuple[float, str] | None:
+    """The kept checkpoint's step, as a chart marker."""
+    best = (run["summary"] or {}).get("best_step")
+    return (best, f"kept: step {best}") if is_num(best) else None
+
+
 def training_section(run: dict) -> str:
     rows, summary = run["metrics"], run["summary"] or {}
-    best = summary.get("best_step")
-    marker = (best, f"kept: step {best}") if _is_num(best) else None
-    train = [(r["step"], r["train_loss"]) for r in rows if _is_num(r.get("train_loss"))]
-    val = [(r["step"], r["eval_loss"]) for r in rows if _is_num(r.get("eval_loss"))]
+    marker = _kept_marker(run)
+    train, val = loss_points(rows)
     parts = []
     chart = line_chart(
         [{"name": "train loss", "points": train}, {"name": "validation loss", "points": val, "dots": True}],
@@ -394,7 +383,7 @@ def training_section(run: dict) -> str:
     scores = [
         {
             "name": f"validation {m}",
-            "points": [(r["step"], r[f"eval_{m}"]) for r in rows if _is_num(r.get(f"eval_{m}"))],
+            "points": [(r["step"], r[f"eval_{m}"]) for r in rows if is_num(r.get(f"eval_{m}"))],
             "dots": True,
         }
         for m in VAL_METRICS
@@ -429,50 +418,36 @@ def training_section(run: dict) -> str:
     return "".join(parts)
 
 
-def _general(row: dict, key: str):
-    for k in (f"general_{key}", f"eval_general_{key}"):
-        if _is_num(row.get(k)):
-            return row[k]
-    return None
+GENERAL = {  # metrics.jsonl's general-ability fields (train/forgetting.py): data attribute of their table cells
+    "contains": "general-step",
+    "perplexity": "general-perplexity-step",
+    "drop": "general-drop-step",
+}
 
 
 def forgetting_section(run: dict) -> str:
-    rows = [r for r in run["metrics"] if _general(r, "contains") is not None or _general(r, "perplexity") is not None]
+    rows = [(r["step"], {k: r.get(f"general_{k}") for k in GENERAL}) for r in run["metrics"]]
+    rows = [(step, g) for step, g in rows if is_num(g["contains"]) or is_num(g["perplexity"])]
     parts = []
     if rows:
-        best = (run["summary"] or {}).get("best_step")
-        marker = (best, f"kept: step {best}") if _is_num(best) else None
-        contains = [(r["step"], _general(r, "contains")) for r in rows if _general(r, "contains") is not None]
-        ppl = [(r["step"], _general(r, "perplexity")) for r in rows if _general(r, "perplexity") is not None]
-        if contains:
+        marker = _kept_marker(run)
+        for key, chart_id, y_label in (
+            ("contains", "forgetting", "general-knowledge contains"),
+            ("perplexity", "forgetting-perplexity", "general-text perplexity"),
+        ):
+            points = [(step, g[key]) for step, g in rows if is_num(g[key])]
+            series = [{"name": f"general {key}", "points": points, "dots": True}]
             parts.append(
-                line_chart(
-                    [{"name": "general contains", "points": contains, "dots": True}],
-                    chart_id="forgetting",
-                    x_label="optimizer step",
-                    y_label="general-knowledge contains",
-                    marker=marker,
-                )
-            )
-        if ppl:
-            parts.append(
-                line_chart(
-                    [{"name": "general perplexity", "points": ppl, "dots": True}],
-                    chart_id="forgetting-perplexity",
-                    x_label="optimizer step",
-                    y_label="general-text perplexity",
-                    marker=marker,
-                )
+                line_chart(series, chart_id=chart_id, x_label="optimizer step", y_label=y_label, marker=marker)
             )
         body = "".join(
-            f'<tr><td class="num">{r["step"]}</td>'
-            f'<td class="num" data-general-step="{r["step"]}" data-value="{data_value(_general(r, "contains"))}">'
-            f"{fmt(_general(r, 'contains'))}</td>"
-            f'<td class="num" data-general-perplexity-step="{r["step"]}" '
-            f'data-value="{data_value(_general(r, "perplexity"))}">{fmt(_general(r, "perplexity"))}</td>'
-            f'<td class="num" data-general-drop-step="{r["step"]}" data-value="{data_value(_general(r, "drop"))}">'
-            f"{fmt(_general(r, 'drop'))}</td></tr>"
-            for r in rows
+            f'<tr><td class="num">{step}</td>'
+            + "".join(
+                f'<td class="num" data-{attr}="{step}" data-value="{data_value(g[k])}">{fmt(g[k])}</td>'
+                for k, attr in GENERAL.items()
+            )
+            + "</tr>"
+            for step, g in rows
         )
         parts.append(
             '<table id="forgetting-table"><tr><th>step</th><th>general contains</th><th>general perplexity</th>'
@@ -510,14 +485,11 @@ def _general_block(general: dict, slug: str) -> str:
 def samples_section(run: dict) -> str:
     parts = []
     for ev in run["evals"]:
-        systems = {
-            s: m for s, m in _systems(ev["result"]).items() if isinstance(m.get("samples"), list) and m["samples"]
-        }
+        systems = {s: m for s, m in ev["systems"].items() if isinstance(m.get("samples"), list) and m["samples"]}
         if not systems:
             continue
-        order = ["base", "few_shot", "rag", "tuned", "tuned_rag"]
-        cols = [s for s in order if s in systems] + [s for s in systems if s not in order]
-        first = systems["tuned"] if "tuned" in systems else systems[cols[0]]
+        cols = list(systems)  # in table order
+        first = systems.get("tuned", systems[cols[0]])
         n = min(MAX_SAMPLES, max(len(m["samples"]) for m in systems.values()))
         head = "<th>#</th><th>question</th><th>reference</th>" + "".join(
             f'<th data-system="{e(s)}">{e(SYSTEMS.get(s, s))}</th>' for s in cols
@@ -563,27 +535,24 @@ def cost_section(run: dict) -> str:
     )
     facts = {k: summary[k] for k in keys if k in summary}
     parts = [kv_table(facts, "summary", "cost-table")] if facts else [missing("timing")]
-    cost = next((summary[k] for k in ("cost_usd", "cost") if k in summary), None)
-    source = "summary.json"
-    if cost is None:  # the estimate `tunesmith eval --baselines` puts in its verdict
-        for ev in sorted(run["evals"], key=lambda x: -x["mtime"]):
-            verdict = ev["result"].get("verdict")
-            if isinstance(verdict, dict) and isinstance(verdict.get("cost"), dict):
-                cost, source = verdict["cost"], ev["file"]
-                break
-    if cost is None:
+    # The estimate `tunesmith eval --baselines` puts in its verdict: the newest evaluation that has one.
+    costs = [
+        (ev["mtime"], ev["file"], v["cost"])
+        for ev in run["evals"]
+        if isinstance(v := ev["result"].get("verdict"), dict) and isinstance(v.get("cost"), dict)
+    ]
+    if not costs:
         parts.append('<p>cost: <span class="missing" data-missing="cost">not measured</span></p>')
-    elif isinstance(cost, dict):
-        usd = cost.get("estimated_usd")
-        line = (
-            f'<p>estimated cost: <b id="cost-value" data-value="{data_value(usd)}">{_usd(usd)}</b> '
-            f"(an estimate, from {e(source)})</p>"
-            if _is_num(usd)
-            else f"<p>cost, from {e(source)}: no price estimate</p>"
-        )
-        parts.append(line + kv_table(cost, "cost", "cost-detail"))
-    else:
-        parts.append(f'<p>cost: <b id="cost-value" data-value="{data_value(cost)}">{fmt(cost)}</b></p>')
+        return "".join(parts)
+    _, source, cost = max(costs, key=lambda c: c[0])
+    usd = cost.get("estimated_usd")
+    line = (
+        f'<p>estimated cost: <b id="cost-value" data-value="{data_value(usd)}">{_usd(usd)}</b> '
+        f"(an estimate, from {e(source)})</p>"
+        if is_num(usd)
+        else f"<p>cost, from {e(source)}: no price estimate</p>"
+    )
+    parts.append(line + kv_table(cost, "cost", "cost-detail"))
     return "".join(parts)
 
 

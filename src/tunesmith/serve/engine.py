@@ -117,21 +117,20 @@ def sample(logits: torch.Tensor, rows: list[Row]) -> list[int]:
     return pick(logits, [None if r.greedy else (r.job.temperature, r.job.top_p, r.gen) for r in rows])
 
 
-class Engine:
-    def __init__(self, max_batch: int = 32, max_pending: int = 256, prefill_tokens: int = 1024, kv_tokens: int = 65536):
-        self.max_batch = max_batch  # rows stepping at once, over all models (bounds step time)
-        self.max_pending = max_pending  # jobs waiting or running; beyond it submit() raises Busy
-        self.prefill_tokens = prefill_tokens  # prompt tokens prefilled per loop turn, so streams keep moving
-        # KV-cache positions the running rows may reach: rows x the longest prompt + max_tokens, since a batch
-        # is padded to its longest row (about 3 GB for SmolLM2-135M in fp32). One job always runs alone.
-        self.kv_tokens = kv_tokens
+class Worker:
+    """The queue both engines share: jobs wait in `_waiting` until the worker thread takes them (then they
+    count in `_active` until they end); beyond `max_pending` of both, submit() raises Busy."""
+
+    def __init__(self, max_pending: int, name: str):
+        self.max_pending = max_pending
         self._cv = threading.Condition()
         self._waiting: collections.deque[Job] = collections.deque()
         self._active = 0
-        self._batches: dict[int, list[Batch]] = {}
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="tunesmith-serve-worker", daemon=True)
-        self.steps = 0
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def _loop(self):
+        raise NotImplementedError
 
     def start(self):
         if not self._thread.is_alive() and not self._closed:
@@ -158,6 +157,18 @@ class Engine:
             job.rows_left = job.n
             self._waiting.append(job)
             self._cv.notify()
+
+
+class Engine(Worker):
+    def __init__(self, max_batch: int = 32, max_pending: int = 256, prefill_tokens: int = 1024, kv_tokens: int = 65536):
+        super().__init__(max_pending, "tunesmith-serve-worker")
+        self.max_batch = max_batch  # rows stepping at once, over all models (bounds step time)
+        self.prefill_tokens = prefill_tokens  # prompt tokens prefilled per loop turn, so streams keep moving
+        # KV-cache positions the running rows may reach: rows x the longest prompt + max_tokens, since a batch
+        # is padded to its longest row (about 3 GB for SmolLM2-135M in fp32). One job always runs alone.
+        self.kv_tokens = kv_tokens
+        self._batches: dict[int, list[Batch]] = {}
+        self.steps = 0
 
     # --- the worker thread ---------------------------------------------------------------------------------
 

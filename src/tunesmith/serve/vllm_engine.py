@@ -12,17 +12,15 @@ its choices (0.6 refuses n > 1 when greedy), and one request per choice behaves 
 
 from __future__ import annotations
 
-import collections
 import importlib
 import itertools
 import json
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TunesmithError
-from .engine import Busy, Job, _emit
+from .engine import Job, Worker, _emit
 from .pool import BASE_ROWS, Pool, Served
 
 # Our dtype names -> vLLM's. fp32 (and a run saved before dtypes were recorded) -> "auto": vLLM serves a
@@ -59,20 +57,15 @@ class Choice:
     sent: str = ""
 
 
-class VllmEngine:
+class VllmEngine(Worker):
     def __init__(self, pool: Pool, max_pending: int = 256, log=None):
-        self.max_pending = max_pending  # jobs waiting or running; beyond it submit() raises Busy
+        super().__init__(max_pending, "tunesmith-serve-vllm")
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._vllm = importlib.import_module("vllm")
         self._route: dict[int, tuple[object, object]] = {}  # id(Served) -> (its LLMEngine, its LoRARequest or None)
         self._build(pool)
-        self._cv = threading.Condition()
-        self._waiting: collections.deque[Job] = collections.deque()
-        self._active = 0  # jobs submitted and not yet ended, waiting ones included
         self._choices: dict[str, Choice] = {}  # vLLM request id -> the choice it generates
         self._ids = itertools.count()
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="tunesmith-serve-vllm", daemon=True)
 
     def _build(self, pool: Pool):
         from vllm.lora.request import LoRARequest
@@ -105,35 +98,6 @@ class VllmEngine:
             for s in members:
                 self._route[id(s)] = (llm, loras.get(id(s)))
 
-    # --- the Engine interface ------------------------------------------------------------------------------
-
-    def start(self):
-        if not self._thread.is_alive() and not self._closed:
-            self._thread.start()
-
-    def close(self, timeout: float = 30):
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    @property
-    def pending(self) -> int:
-        with self._cv:
-            return self._active
-
-    def submit(self, job: Job):
-        with self._cv:
-            if self._closed:
-                raise Busy("the server is shutting down")
-            if self._active >= self.max_pending:
-                raise Busy(f"the server is busy ({self.max_pending} requests queued or running); retry shortly")
-            job.rows_left = job.n
-            self._waiting.append(job)
-            self._active += 1
-            self._cv.notify()
-
     # --- the worker thread ---------------------------------------------------------------------------------
 
     def _loop(self):
@@ -145,6 +109,7 @@ class VllmEngine:
                     break
                 new = list(self._waiting)
                 self._waiting.clear()
+                self._active += len(new)
             try:
                 for job in new:
                     self._add(job)
@@ -159,7 +124,7 @@ class VllmEngine:
             waiting = list(self._waiting)
             self._waiting.clear()
         for job in waiting:
-            self._end(job, [("error", "the server is shutting down")])
+            self._end(job, [("error", "the server is shutting down")], active=False)
 
     def _add(self, job: Job):
         if job.cancelled:
@@ -243,12 +208,14 @@ class VllmEngine:
     def _fail_all(self, message: str):
         self._stop(list(self._choices), [("error", message)])
 
-    def _end(self, job: Job, events: list):
-        """The job's last events (none for a cancelled job: nobody listens); it no longer counts as pending."""
+    def _end(self, job: Job, events: list, active: bool = True):
+        """The job's last events (none for a cancelled job: nobody listens); it no longer counts as pending.
+        `active`: the worker had taken it (a job still waiting never counted in `_active`)."""
         if job.finished:
             return
         job.finished = True
-        with self._cv:
-            self._active -= 1
+        if active:
+            with self._cv:
+                self._active -= 1
         if events and not job.cancelled:
             _emit(job, events)

@@ -188,9 +188,9 @@ def evaluate(
     **_,
 ) -> dict:
     """Accuracy, macro/micro F1 and per-class figures; `base` holds chance and majority-class baselines,
-    since an untrained head is no base model worth the name. `baselines` ["linear-probe"] adds
-    base["linear_probe"] (eval/baselines.py, fitted on `train_path`, default the run's training file) and a
-    "verdict"; `gpu`: the reference GPU of its cost estimate."""
+    since an untrained head is no base model worth the name. `baselines` ["linear-probe"] (checked by
+    Run.evaluate, which also defaults `train_path` to the run's training file) adds base["linear_probe"]
+    (eval/baselines.py, fitted on `train_path`) and a "verdict"; `gpu`: the reference GPU of its cost estimate."""
     from ..eval.classification import class_baselines, class_metrics, confusion_png
 
     cfg, meta = run.config, run.meta
@@ -214,11 +214,11 @@ def evaluate(
     if base:
         result["base"] = class_baselines(y_true, names, meta["train_counts"], meta["train_rows"], multi)
     if baselines:
-        _linear_probe(run, result, baselines, items, y_true, y_pred, train_path, gpu, batch_size, log)
+        _linear_probe(run, result, items, y_true, y_pred, train_path, gpu, batch_size, log)
     return result
 
 
-def _linear_probe(run, result, baselines, items, y_true, y_pred, train_path, gpu, batch_size, log):
+def _linear_probe(run, result, items, y_true, y_pred, train_path, gpu, batch_size, log):
     """base["linear_probe"]: logistic regression on the frozen base model's mean-pooled embeddings of the
     training file; then the verdict against it and the majority class."""
     from ..eval import baselines as bl
@@ -227,31 +227,24 @@ def _linear_probe(run, result, baselines, items, y_true, y_pred, train_path, gpu
 
     cfg, meta = run.config, run.meta
     names, multi = meta["labels"], meta["multi_label"]
-    bl.check_applies(bl.parse(baselines), Classify.BASELINES, cfg.task)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    train_file = train_path or cfg.data
-    if not Path(train_file).is_file():
-        raise TunesmithError(
-            f"{train_file}: the run's training file is not there (linear-probe reads it); pass --train-data FILE"
-        )
-    rows = [r for r in _read(cfg, train_file) if all(lab in names for lab in r.labels) and (multi or r.labels)]
+    bl.require_train_file(train_path, "linear-probe")
+    rows = [r for r in _read(cfg, train_path) if all(lab in names for lab in r.labels) and (multi or r.labels)]
     train_items = encode(run.tokenizer, rows, names, multi, cfg.max_seq_len)
     collate = functools.partial(collate_batch, tokenizer=run.tokenizer)
     log(f"linear-probe: embedding {len(train_items)} training and {len(items)} test rows with the base model...")
     with run.base_model() as model:
-        x_train, x_test = (
-            bl.pooled(model, train_items, collate, batch_size),
-            bl.pooled(model, items, collate, batch_size),
-        )
+        x_train = bl.pooled(model, train_items, collate, batch_size)
+        x_test = bl.pooled(model, items, collate, batch_size)
     probe = bl.linear_probe(
         x_train, [x.target for x in train_items], x_test, multi_label=multi, threshold=cfg.threshold, seed=cfg.seed
     )
     result["base"] = result["base"] or {}
     result["base"]["linear_probe"] = class_metrics(y_true, probe, names, multi)
     majority = [majority_prediction(meta["train_counts"], meta["train_rows"], multi)] * len(y_true)
-    rows = {"majority": bl.correct(y_true, majority), "linear_probe": bl.correct(y_true, probe)}
+    right = {"majority": bl.correct(y_true, majority), "linear_probe": bl.correct(y_true, probe)}
     cost = training_cost(run.summary, gpu, cfg.method)
-    result["verdict"] = verdict(bl.correct(y_true, y_pred), rows, "accuracy", cost=cost)
+    result["verdict"] = verdict(bl.correct(y_true, y_pred), right, "accuracy", cost=cost)
 
 
 def predict(run, inputs) -> list[dict]:

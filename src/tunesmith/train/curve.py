@@ -20,11 +20,14 @@ from pathlib import Path
 
 from ..config import RunConfig, build_config
 from ..errors import TunesmithError
+from ..eval.compare import LOWER_BETTER
+from .report import is_num, saved_figure
 
 DEFAULT_SIZES = (0.25, 0.5, 1.0)
-# The score a curve (and a report's headline) reads from an evaluation: the first of these the task returns.
+DEFAULT_OUTPUT = "runs/curve"
+# The built-in tasks' leading SELECT_METRICS (sft's two, classify's first, tokens'), for a reader that does not
+# import the run's task (a report: no torch); tests/test_curve.py checks them against the tasks.
 MAIN_METRICS = ("contains", "token_f1", "accuracy", "entity_f1")
-LOWER_BETTER = {"loss", "perplexity"}
 FRACTION_METRICS = {"contains", "token_f1", "accuracy", "entity_f1", "macro_f1", "micro_f1", "exact_match", "rouge_l"}
 
 
@@ -32,14 +35,11 @@ def _stderr(msg: str):
     print(msg, file=sys.stderr, flush=True)
 
 
-def main_metric(metrics: dict) -> str | None:
-    """The metric a curve plots for one system's evaluation metrics: contains when the rows say what an answer
-    must contain, else token F1 (sft); accuracy (classify); entity F1 (tokens); else loss (clm, mlm)."""
-    for key in (*MAIN_METRICS, "loss"):
-        value = metrics.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return key
-    return None
+def main_metric(metrics: dict, select: tuple[str, ...] = MAIN_METRICS) -> str | None:
+    """The score a curve plots (and a report's headline shows) from one system's evaluation metrics: the first
+    of `select` (the task's SELECT_METRICS: contains, else token F1 for sft; accuracy; entity F1) it measured,
+    else loss (clm, mlm)."""
+    return next((key for key in (*select, "loss") if is_num(metrics.get(key))), None)
 
 
 def parse_sizes(text: str | list | tuple) -> list[float]:
@@ -118,7 +118,7 @@ def trend_sentence(trend: dict | None, metric: str) -> str:
 
 
 def _read_units(path: Path, task) -> tuple[str, list]:
-    """The training file as (kind, units): the rows (or CoNLL sentences) a subset is drawn from."""
+    """The training file as (kind, units): the rows (CoNLL sentences, a Parquet table) a subset is drawn from."""
     from ..data.labelled import CONLL_SUFFIXES, read_tagged
     from ..data.load import file_kind, load_rows
 
@@ -130,11 +130,11 @@ def _read_units(path: Path, task) -> tuple[str, list]:
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        return "parquet", list(range(pq.read_metadata(path).num_rows))
+        return "parquet", pq.read_table(path)
     return kind, [row for _, row in load_rows(path)]  # raw rows: the run's column mapping still applies
 
 
-def _write_subset(src: Path, kind: str, units: list, idx: list[int], dest_stem: Path) -> Path:
+def _write_subset(kind: str, units, idx: list[int], dest_stem: Path) -> Path:
     if kind == "conll":
         dest = dest_stem.with_suffix(".conll")
         blocks = ["\n".join(f"{w}\t{t}" for w, t in zip(units[i].words, units[i].tags)) for i in idx]
@@ -143,7 +143,7 @@ def _write_subset(src: Path, kind: str, units: list, idx: list[int], dest_stem: 
         import pyarrow.parquet as pq
 
         dest = dest_stem.with_suffix(".parquet")
-        pq.write_table(pq.read_table(src).take(idx), dest)
+        pq.write_table(units.take(idx), dest)
     elif kind == "csv":
         dest = dest_stem.with_suffix(".csv")
         header = list(units[0])
@@ -176,53 +176,44 @@ def _prepare_output(out: Path, force: bool, inputs: list[Path]) -> None:
 
 
 def plot_curve(result: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metric = result["metric"]
-    done = [s for s in result["sizes"] if s["score"] is not None]
-    pts = [(s["rows"], s["score"]) for s in done]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    if pts:
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, "o", color="tab:blue", label=f"validation {metric}", zorder=3)
-        for s in done:
-            secs = s.get("train_seconds")
-            label = f"{s['score']:.3g}" + (f" ({secs:.0f} s)" if isinstance(secs, (int, float)) else "")
-            ax.annotate(
-                label, (s["rows"], s["score"]), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
-            )
-        ax.margins(x=0.08, y=0.18)
-        trend = result.get("trend")
-        if trend is not None:
-            lo, hi = min(xs), max(xs)
-            grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
-            ax.plot(
-                grid,
-                [trend["intercept"] + trend["slope"] * math.log2(g) for g in grid],
-                "--",
-                color="tab:orange",
-                label="least-squares trend on log2(rows)",
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels([str(x) for x in xs])
-    ax.set_xlabel("training rows (log scale)")
-    ax.set_ylabel(f"validation {metric}")
-    ax.set_title(result["sentence"], fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    with saved_figure(out) as ax:
+        metric = result["metric"]
+        done = [s for s in result["sizes"] if s["score"] is not None]
+        pts = [(s["rows"], s["score"]) for s in done]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, "o", color="tab:blue", label=f"validation {metric}", zorder=3)
+            for s in done:
+                label = f"{s['score']:.3g} ({s['train_seconds']:.0f} s)"
+                ax.annotate(
+                    label, (s["rows"], s["score"]), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
+                )
+            ax.margins(x=0.08, y=0.18)
+            trend = result.get("trend")
+            if trend is not None:
+                lo, hi = min(xs), max(xs)
+                grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
+                ax.plot(
+                    grid,
+                    [trend["intercept"] + trend["slope"] * math.log2(g) for g in grid],
+                    "--",
+                    color="tab:orange",
+                    label="least-squares trend on log2(rows)",
+                )
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(list(xs))
+            ax.set_xticklabels([str(x) for x in xs])
+        ax.set_xlabel("training rows (log scale)")
+        ax.set_ylabel(f"validation {metric}")
+        ax.set_title(result["sentence"], fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
 
 
 def learning_curve(
     config: RunConfig | dict,
     sizes: str | list[float] | tuple = DEFAULT_SIZES,
-    output: str | Path = "runs/curve",
+    output: str | Path = DEFAULT_OUTPUT,
     *,
     force: bool = False,
     log=_stderr,
@@ -247,6 +238,7 @@ def learning_curve(
     _prepare_output(out, force, [src, val])
     (out / "data").mkdir()
 
+    from .checkpoint import write_json_atomic
     from .loop import train  # torch loads here, after the cheap checks
 
     result = {
@@ -265,18 +257,16 @@ def learning_curve(
     t_all = time.perf_counter()
     for i, (frac, idx) in enumerate(zip(fractions, subsets), start=1):
         rows = len(idx)
-        data_file = _write_subset(src, kind, units, idx, out / "data" / f"train_{rows}rows")
+        data_file = _write_subset(kind, units, idx, out / "data" / f"train_{rows}rows")
         run_dir = out / f"n{rows}"
         log(f"curve: size {i}/{len(fractions)}: {frac:g} of the training rows = {rows} rows -> {run_dir}")
-        t0 = time.perf_counter()
         run = train(cfg.model_copy(update={"data": str(data_file), "output": str(run_dir)}), log=log)
-        wall = time.perf_counter() - t0
         t_eval = time.perf_counter()
         scores = run.evaluate(val, base=False, save=True)
         eval_seconds = time.perf_counter() - t_eval
-        tuned = {k: v for k, v in scores["tuned"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        tuned = {k: v for k, v in scores["tuned"].items() if is_num(v)}
         if result["metric"] is None:
-            result["metric"] = main_metric(tuned)
+            result["metric"] = main_metric(tuned, task.SELECT_METRICS)
             result["higher_is_better"] = result["metric"] not in LOWER_BETTER
         score = tuned.get(result["metric"])
         summary = run.summary
@@ -288,7 +278,7 @@ def learning_curve(
                 "run": run_dir.name,
                 "score": score,
                 "metrics": tuned,
-                "train_seconds": summary.get("train_seconds", round(wall, 1)),
+                "train_seconds": summary["train_seconds"],
                 "eval_seconds": round(eval_seconds, 1),
                 "steps": summary.get("steps"),
                 "best_step": summary.get("best_step"),
@@ -297,7 +287,7 @@ def learning_curve(
         shown = "not measured" if score is None else f"{score:.4g}"
         log(
             f"curve: {rows} rows: validation {result['metric']} {shown} "
-            f"(train {result['sizes'][-1]['train_seconds']:.0f} s, eval {eval_seconds:.0f} s)"
+            f"(train {summary['train_seconds']:.0f} s, eval {eval_seconds:.0f} s)"
         )
         del run, scores
         gc.collect()
@@ -307,6 +297,6 @@ def learning_curve(
     result["sentence"] = trend_sentence(trend, result["metric"] or "score")
     result["seconds"] = round(time.perf_counter() - t_all, 1)
     plot_curve(result, out / "curve.png")
-    (out / "curve.json").write_text(json.dumps(result, indent=2))
+    write_json_atomic(out / "curve.json", result)
     log(f"curve: {result['sentence']} ({out / 'curve.json'}, {out / 'curve.png'})")
     return result

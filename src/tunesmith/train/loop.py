@@ -32,7 +32,6 @@ from .checkpoint import (
     save_weights,
     write_json_atomic,
 )
-from .forgetting import STATE as FORGETTING_STATE
 from .forgetting import Forgetting
 from .perf import check_liger, memory_forecast, peak_memory_gb, tune_malloc
 from .report import MetricsLog, plot_losses
@@ -189,9 +188,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         )
         cfg = cfg.model_copy(update=chosen)
     metric = metric_for(task, cfg, data)
-    forgetting = Forgetting(
-        cfg, task, tokenizer, bool(data.val)
-    )  # a bad probe file stops us here, before the model loads
+    forgetting = Forgetting(cfg, task, tokenizer, bool(data.val))  # a bad probe file stops us here too
     # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     setup = setup_model(cfg, task, tokenizer, data.meta, log, device_type=accelerator.device.type)
@@ -241,7 +238,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         "select_by": metric,
         "auto_cap": auto_cap,
         "eval_every": eval_every,
-        **{k: (dict(v) if isinstance(v, dict) else v) for k, v in FORGETTING_STATE.items()},
+        "general_base": None,  # the probe's step-0 scores (train/forgetting.py)
+        "general_within": False,
     }
     step = 0
     if start_from is not None and start_from != out:
@@ -299,7 +297,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     )
     resumed = start_from not in (None, out)
     metrics = MetricsLog(out, cfg.tensorboard, resume_step=step if resumed else None)
-    sel = Selector(metric, cfg.early_stopping_patience, st)
+    sel = Selector(metric, cfg.early_stopping_patience, st, cfg.max_forgetting)
     stopped_early = False
     last_eval_step = None
     window_tokens, window_loss, window_n = 0, 0.0, 0
@@ -347,11 +345,6 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
             f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}"
         )
-        if forgetting.judge(row, step, st) == "over":  # over max_forgetting: never kept, and the run stops now,
-            # unless nothing after step 0 stayed within the limit: then the best by select_by alone is kept
-            if not st["general_within"] and sel.update(row, step) and accelerator.is_main_process:
-                save_weights(accelerator.unwrap_model(loss_mod).model, out)
-            return True
         if sel.update(row, step) and accelerator.is_main_process:  # new best (or a tie at a lower loss)
             save_weights(accelerator.unwrap_model(loss_mod).model, out)
         return sel.should_stop
@@ -463,7 +456,6 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         has_val=val_dl is not None,
         last_eval_step=last_eval_step,
     )
-    reason = forgetting.stop_reason(sel, st, reason)
     log(f"stopped: {reason}")
     if sel.best_step is None and accelerator.is_main_process:  # no validation data: keep the last weights
         save_weights(accelerator.unwrap_model(loss_mod).model, out)
@@ -489,7 +481,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             "stopped_early": stopped_early,
             "stop_reason": reason,
             "eval_seconds": round(st["eval_seconds"], 1),
-            **forgetting.summary(cfg, sel, st, forgetting.active),
+            **forgetting.summary(sel.best_step, st, metrics.rows),
             "peak_memory_gb": round(peak_memory_gb(device_type), 2),
             "skipped_steps": st["skipped_steps"],
             "resumed": resumed,

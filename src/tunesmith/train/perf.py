@@ -60,7 +60,7 @@ def speed_setup(model, cfg, log) -> None:
     times, and dynamic shapes keep varying batch lengths from recompiling it.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(cfg, "liger", False):
+    if cfg.liger:
         apply_liger(base, log)
     if cfg.gradient_checkpointing:
         if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 name
@@ -115,7 +115,6 @@ RETAINED = 1.25  # the allocator keeps freed blocks for reuse: minilm-l6 mlm pea
 def memory_forecast(before: float, after_first: float, first_tokens: int, largest_tokens: int) -> float:
     """Expected peak for the largest batch, from the first step: what the step added (gradients, optimizer
     states, activations) grows at most in proportion to the batch's tokens, plus what the allocator keeps
-    (RETAINED); the rest (weights, libraries) stays. Checked (docs/speed.md): minilm-l6 classify, tokens and
-    mlm runs at the defaults peaked at 1.0, 1.2 and 2.97 GB; this rule, from their first steps, says about
-    1.8, 2.2 and 3.0."""
+    (RETAINED); the rest (weights, libraries) stays. Checked by `python -m bench.memory`: for minilm-l6
+    classify, tokens and mlm at the defaults it said 2.3, 2.3 and 3.0 GB; they peaked at 1.06, 1.25 and 3.0."""
     return before + (after_first - before) * RETAINED * max(1.0, largest_tokens / max(first_tokens, 1))

@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl (each with a numeric "step"); a line cut short by a crash is left out."""
+    rows = []
+    if Path(path).is_file():
+        for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:  # a line cut short by a crash
+                continue
+            if isinstance(row, dict) and is_num(row.get("step")):
+                rows.append(row)
+    return rows
+
+
+def loss_points(rows: list[dict]) -> tuple[list[tuple], list[tuple]]:
+    """The (step, train_loss) and (step, eval_loss) points of metrics rows."""
+    return tuple([(r["step"], r[key]) for r in rows if is_num(r.get(key))] for key in ("train_loss", "eval_loss"))
+
+
+def is_num(v) -> bool:
+    """A JSON number: an int or a float, not a bool."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 class MetricsLog:
@@ -13,14 +38,8 @@ class MetricsLog:
     def __init__(self, run_dir: Path, tensorboard: bool, resume_step: int | None = None):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.rows: list[dict] = []
-        if resume_step is not None and self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:  # a line cut short by the crash
-                    continue
-                if row.get("step", 0) <= resume_step:
-                    self.rows.append(row)
+        if resume_step is not None:
+            self.rows = [r for r in read_metrics(self.path) if r["step"] <= resume_step]
         tmp = self.path.with_name(".metrics.jsonl.tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
         tmp.replace(self.path)
@@ -48,23 +67,31 @@ class MetricsLog:
             self.tb.close()
 
 
-def plot_losses(rows: list[dict], out: Path) -> None:
+@contextlib.contextmanager
+def saved_figure(out: Path):
+    """A matplotlib axes (no display needed) whose figure is written to `out` when the block ends."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    tr = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
-    ev = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
-    if tr:
-        ax.plot(*zip(*tr), label="train loss", color="tab:blue", alpha=0.8)
-    if ev:
-        ax.plot(*zip(*ev), "o-", label="validation loss", color="tab:orange")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        yield ax
+        fig.tight_layout()
+        fig.savefig(out)
+    finally:
+        plt.close(fig)
+
+
+def plot_losses(rows: list[dict], out: Path) -> None:
+    tr, ev = loss_points(rows)
+    with saved_figure(out) as ax:
+        if tr:
+            ax.plot(*zip(*tr), label="train loss", color="tab:blue", alpha=0.8)
+        if ev:
+            ax.plot(*zip(*ev), "o-", label="validation loss", color="tab:orange")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("cross-entropy (nats/token)")
+        ax.grid(alpha=0.3)
+        ax.legend()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from ..errors import TunesmithError
+from ..eval.compare import pct
 
 # Auto length: train until validation stops improving, under a cap. Small datasets get more passes
 # (each fact is seen more often), large ones fewer; the example budget bounds the run's time.
@@ -48,21 +49,34 @@ def metric_for(task, cfg, prepared) -> str:
 class Selector:
     """Tracks the best evaluation: higher `metric` wins (lower for loss); equal scores go to the lower loss.
     Patience counts evaluations that did not raise the score: a tie kept for its lower loss counts too, so a
-    run whose score has stopped rising stops, whatever its loss does."""
+    run whose score has stopped rising stops, whatever its loss does.
 
-    def __init__(self, metric: str, patience: int | None, state: dict | None = None):
-        self.metric, self.patience = metric, patience
+    `max_forgetting` (train/forgetting.py): an evaluation whose general-ability probe fell more than that below
+    step 0's (its row's `general_drop`) stops the run at once, and is never kept unless no evaluation after
+    step 0 stayed within the limit: then the best by `metric` alone is kept."""
+
+    def __init__(self, metric: str, patience: int | None, state: dict | None = None, max_forgetting=None):
+        self.metric, self.patience, self.max_forgetting = metric, patience, max_forgetting
         state = state or {}
         self.best, self.best_loss = state.get("best"), state.get("best_loss")
         self.best_step, self.bad_evals = state.get("best_step"), state.get("bad_evals", 0)
         rose = state.get("rose_at")  # the last evaluation that raised the score (older checkpoints: best_step)
         self.rose_at = self.best_step if rose is None else rose
+        self.within = state.get("general_within", False)  # an evaluation after step 0 was within max_forgetting
+        self.fell = None  # (step, general_drop) of the evaluation over max_forgetting that stops the run
 
     def score(self, row: dict) -> float:
         return row["eval_loss"] if self.metric == "loss" else row[f"eval_{self.metric}"]
 
     def update(self, row: dict, step: int) -> bool:
         """True when this evaluation is the new best (its weights should be kept)."""
+        drop = row.get("general_drop")
+        if self.max_forgetting is not None and drop is not None and drop > self.max_forgetting + 1e-12:
+            self.fell = (step, drop)
+            if self.within:
+                return False
+        elif step > 0:
+            self.within = True
         score, loss = self.score(row), row["eval_loss"]
         if not (math.isfinite(score) and math.isfinite(loss)):  # a NaN evaluation is never the one to keep
             better = False
@@ -85,7 +99,7 @@ class Selector:
 
     @property
     def should_stop(self) -> bool:
-        return self.patience is not None and self.bad_evals >= self.patience
+        return self.fell is not None or self.patience is not None and self.bad_evals >= self.patience
 
     def state(self) -> dict:
         return {
@@ -94,6 +108,7 @@ class Selector:
             "best_step": self.best_step,
             "bad_evals": self.bad_evals,
             "rose_at": self.rose_at,
+            "general_within": self.within,
         }
 
 
@@ -103,6 +118,8 @@ def stop_reason(
     if not has_val:
         return f"no validation data: trained all {step} steps and kept the final weights"
     name = f"validation {sel.metric}"
+    if sel.fell is not None:
+        return _forgetting_reason(sel, name)
     if sel.best_step == 0 and last_eval_step:
         return (
             f"{name} never beat the base model (step 0), so the kept weights are the base's: try a higher "
@@ -121,3 +138,18 @@ def stop_reason(
             f"step {sel.rose_at}: more epochs may help (--epochs)"
         )
     return f"cap reached ({auto_cap}); best {name} at step {sel.rose_at}{kept}"
+
+
+def _forgetting_reason(sel: Selector, name: str) -> str:
+    fell_at, drop = sel.fell
+    limit = sel.max_forgetting
+    head = f"general-ability probe fell {pct(drop, limit)} (> {pct(limit)}) at step {fell_at}"
+    if sel.within:
+        if sel.best_step == 0:
+            return f"{head}; kept step 0, the base model's weights: no evaluation within the limit beat its {name}"
+        return f"{head}; kept step {sel.best_step}, the best {name} within the limit"
+    head += ", the first evaluation after step 0, so no trained weights stayed within the limit"
+    hint = "try a lower --lr, or evaluate sooner (--eval-every)"
+    if sel.best_step == 0:
+        return f"{head}; kept step 0, the base model's weights ({name} never beat them): {hint}"
+    return f"{head}; kept step {sel.best_step}, the best {name}, although it is over the limit: {hint}"
