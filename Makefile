@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tunesmith-installed
 
-.PHONY: demo test test-fast lint install clean bench
+.PHONY: demo test test-fast lint install clean bench quality
 
 install: $(STAMP)
 
@@ -36,3 +36,8 @@ clean:
 bench: $(STAMP)  # peers (TRL) are an optional extra, not runtime dependencies
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]"
 	$(PY) -m bench
+
+# Every task trained with its defaults on the shared datasets, each score against a floor (bench/quality.py);
+# run it alone, before changing any default. About 25 minutes on 2 cores.
+quality: $(STAMP)
+	$(PY) -m bench.quality

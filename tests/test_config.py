@@ -32,11 +32,15 @@ def test_yaml_then_flags_win(tmp_path):
     assert cfg.lora.r == 8 and cfg.lora.alpha == 16  # nested override merges into the YAML mapping
     assert cfg.lora.dropout == 0.0 and cfg.lora.target_modules == "all-linear"
     assert cfg.epochs == 2 and cfg.max_steps is None
+    # build_config remembers where each given value came from, for the plan's settings line
+    assert cfg._origin["lr"] == "your flag" and cfg._origin["lora.r"] == "your flag"
+    assert cfg._origin["lora.alpha"] == "config file" and cfg._origin["epochs"] == "config file"
+    assert "batch_size" in cfg._origin and cfg._origin["batch_size"] == "config file"
 
 
 def test_nested_override_without_yaml_section(tmp_path):
     cfg = build_config(None, data="d.jsonl", **{"lora.r": 2, "lora.dropout": 0.1})
-    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (2, 128, 0.1)
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (2, None, 0.1)  # alpha: the task's, when training
 
 
 def test_max_steps_flag_removes_yaml_epochs(tmp_path):
@@ -205,7 +209,7 @@ def test_train_flags_become_the_config(tmp_path):
     assert (cfg.data, cfg.lora.r, cfg.lora.target_modules) == ("x.jsonl", 8, ["q_proj", "v_proj"])
     assert cfg.early_stopping_patience == 2 and cfg.columns == {"a": "prompt", "b": "completion"}
     assert cfg.multi_label and not cfg.padding_free and not cfg.tensorboard and cfg.epochs == 1.5
-    assert resume is False and cfg.lora.alpha == 128
+    assert resume is False and cfg.lora.alpha is None  # unset: the task's, resolved when training
     p = _yaml(tmp_path, "data: d.jsonl\nmulti_label: true\nlr: 0.1\nmax_steps: 5\n")
     cfg, _ = _train_flags("--config", p, "--no-multi-label", "--epochs", 2)  # flags not given keep the YAML's
     assert (cfg.multi_label, cfg.lr, cfg.epochs, cfg.max_steps) == (False, 0.1, 2, None)

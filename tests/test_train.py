@@ -111,14 +111,46 @@ def test_early_stopping_keeps_best_step(tiny_llama, tmp_path):
 
 def test_auto_settings_follow_dataset_size():
     from tunesmith.config import RunConfig
-    from tunesmith.train.loop import auto_settings
+    from tunesmith.tasks import get_task
+    from tunesmith.train.defaults import auto_settings
 
+    sft = get_task("sft")
     cfg = RunConfig(data="x.jsonl")  # epochs is a cap: early stopping on validation ends the run sooner
-    assert auto_settings(cfg, 10) == {"epochs": 10.0, "lr": 1e-3}
-    assert auto_settings(cfg, 1000)["epochs"] == 10.0
-    assert auto_settings(cfg, 20_000)["epochs"] == 1.0
-    assert auto_settings(RunConfig(data="x", method="full", max_steps=5), 1000) == {"lr": 5e-5}
-    assert auto_settings(RunConfig(data="x", epochs=2, lr=1e-4), 1000) == {}
+    assert auto_settings(cfg, 10, sft) == {"epochs": 10.0, "lr": 1e-3, "lora.r": 64, "lora.alpha": 128}
+    assert auto_settings(cfg, 1000, sft)["epochs"] == 10.0
+    assert auto_settings(cfg, 20_000, sft)["epochs"] == 1.0
+    assert auto_settings(RunConfig(data="x", method="full", max_steps=5), 1000, sft) == {"lr": 5e-5}
+    given = RunConfig(data="x", epochs=2, lr=1e-4, lora={"r": 8, "alpha": 8})
+    assert auto_settings(given, 1000, sft) == {}
+
+
+def test_each_task_owns_its_defaults():
+    """Issue 28: a rank chosen for chat facts made classifiers collapse; the encoder tasks keep their own."""
+    from tunesmith.config import RunConfig, build_config
+    from tunesmith.tasks import get_task
+    from tunesmith.train.defaults import apply, auto_settings, settings_line
+
+    picked = {}
+    for name in ("sft", "clm", "classify", "tokens", "mlm"):
+        task = get_task(name)
+        chosen = auto_settings(RunConfig(data="x", task=name, max_steps=5), 100, task)
+        picked[name] = (chosen["lora.r"], chosen["lora.alpha"], chosen["lr"])
+        assert set(task.DEFAULTS) == {"lora.r", "lora.alpha", "lr.lora", "lr.full"}
+        assert "DEFAULTS" in vars(type(task)), f"{name} must state its own defaults, not inherit them"
+    assert picked["classify"] == (16, 32, 5e-4) and picked["tokens"] == (16, 32, 1e-3)
+    assert picked["sft"] == (64, 128, 1e-3) and picked["mlm"][:2] == (64, 128)
+
+    # A rank given alone keeps the task's alpha/r; the plan line names each value's source.
+    cfg = build_config(None, data="x", task="classify", **{"lora.r": 8})
+    chosen = auto_settings(cfg, 100, get_task("classify"))
+    assert chosen == {"epochs": 10.0, "lr": 5e-4, "lora.alpha": 16.0}
+    cfg = apply(cfg, chosen)
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lr, cfg._origin["lora.r"]) == (8, 16.0, 5e-4, "your flag")
+    line = settings_line(cfg, chosen, "classify", "at most 10 passes")
+    assert line == (
+        "settings: lr 0.0005 (classify default), epochs 10 (auto: at most 10 passes), lora r 8 (your flag), "
+        "lora alpha 16 (classify default alpha/r x your r)"
+    )
 
 
 def test_clm_packs_raw_text(tiny_llama, tmp_path):

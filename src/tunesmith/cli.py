@@ -65,7 +65,18 @@ def train(
     typer.echo(str(run_training(cfg, force=force, resume=again).path))
 
 
-EVAL_JSON_KEYS = ("rows", "base", "tuned", "few_shot", "rag", "tuned_rag", "retrieval", "verdict", "general")
+EVAL_JSON_KEYS = (
+    "rows",
+    "base",
+    "tuned",
+    "collapsed",
+    "few_shot",
+    "rag",
+    "tuned_rag",
+    "retrieval",
+    "verdict",
+    "general",
+)
 
 
 @app.command("eval")

@@ -8,16 +8,22 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import TunesmithError
 
 
 class LoraConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # 64/128 beat 16/32 on the validation splits of both fact sets (docs/evaluation.md, "Levers")
-    r: int = Field(64, ge=1, description="rank: the adapter's inner dimension")
-    alpha: float = Field(128, gt=0, description="scale: updates are multiplied by alpha/r")
+    # Unset = the task's own (tasks.base.Task.DEFAULTS, docs/training.md "Per-task defaults"): a rank chosen
+    # on chat facts made classifiers collapse to one class (issue 28), so no single number serves every task.
+    r: int | None = Field(None, ge=1, description="rank: the adapter's inner dimension; unset = the task's default")
+    alpha: float | None = Field(
+        None,
+        gt=0,
+        description="scale: updates are multiplied by alpha/r; unset = the task's default, or r times the "
+        "task's alpha/r when only r is given",
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input in training")
     target_modules: str | list[str] = Field(
         "all-linear",
@@ -30,6 +36,9 @@ class LoraConfig(BaseModel):
 
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # Where each setting given to build_config came from ("your flag" | "config file"), by dotted key; the plan
+    # names it beside the task defaults and auto choices (train/defaults.py). Not saved: not a setting.
+    _origin: dict[str, str] = PrivateAttr(default_factory=dict)
 
     model: str = Field(
         "smollm2-135m", description="alias (smollm2-135m, minilm-l6), a local Hugging Face folder, or a hub id"
@@ -183,6 +192,9 @@ class RunConfig(BaseModel):
         "torch.load(weights_only=True); safetensors only otherwise",
     )
 
+    def __eq__(self, other: object) -> bool:  # the same settings are the same config, wherever they came from
+        return isinstance(other, RunConfig) and self.model_dump() == other.model_dump()
+
     @field_validator("task")
     @classmethod
     def _known_task(cls, name: str) -> str:
@@ -278,9 +290,11 @@ def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> RunCo
         raw.pop("epochs", None)
     if overrides.get("epochs") is not None:
         raw.pop("max_steps", None)
+    origin = {key: "config file" for key in _dotted(raw)}
     for key, value in overrides.items():
         if value is None:
             continue
+        origin.update({k: "your flag" for k in _dotted({key: value})})
         node = raw
         *parents, leaf = key.split(".")
         for p in parents:
@@ -289,10 +303,23 @@ def build_config(yaml_path: str | Path | None = None, **overrides: Any) -> RunCo
             node = node[p]
         node[leaf] = value
     try:
-        return RunConfig(**raw)
+        cfg = RunConfig(**raw)
     except ValidationError as e:
         src = f"{yaml_path}: " if yaml_path else ""
         raise TunesmithError(f"{src}invalid config: {_flatten_errors(e)}") from None
+    cfg._origin = origin
+    return cfg
+
+
+def _dotted(raw: dict, prefix: str = "") -> list[str]:
+    """The keys of a settings mapping, nested ones dotted (lora.r); a dotted key is kept as it is."""
+    keys = []
+    for key, value in raw.items():
+        if isinstance(value, dict) and key == "lora":
+            keys += _dotted(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:

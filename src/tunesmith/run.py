@@ -112,6 +112,9 @@ class Run:
         else:
             kw.pop("baselines", None)
         result = self.task.evaluate(self, str(data), base=base, **kw)
+        note = self.task.collapse_note(result["tuned"])  # e.g. every row one class: the figures mislead
+        if note:
+            result["collapsed"] = f"the fine-tuned model's predictions {note}"
         block = general_block(self, general, base=base)
         if block is not None:
             result["general"] = block

@@ -49,12 +49,12 @@ def stats(full: list[int], max_seq_len: int, truncated: int, dropped: int) -> di
 
 def plan(task, cfg, lens, has_val: bool) -> dict:
     """Training items, epochs (train's auto rule when not given), optimizer steps and tokens."""
-    from ..train.loop import auto_settings
+    from ..train.defaults import auto_settings
 
     n = len(lens.full)
     idx = list(range(n)) if has_val else task.holdout_indices(cfg, n)
     sizes = task.item_sizes(cfg, lens, idx)
-    auto = auto_settings(cfg, len(sizes), task.AUTO_LR)
+    auto = auto_settings(cfg, len(sizes), task)
     epochs = auto.get("epochs", cfg.epochs)
     per_epoch = max(1, math.ceil(len(sizes) / cfg.batch_size) // cfg.grad_accum)
     steps = cfg.max_steps or max(1, math.ceil(epochs * per_epoch))

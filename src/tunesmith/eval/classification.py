@@ -27,6 +27,29 @@ def class_metrics(y_true, y_pred, names: list, multi_label: bool = False) -> dic
     }
 
 
+# A classifier whose answers are one class for this share of rows, on data where no class is that common, has
+# collapsed (issue 28): it learnt the label prior, not the text. The tagger's form: no entity at all.
+COLLAPSE_SHARE = 0.95
+
+
+def class_collapse(y_true, y_pred) -> dict:
+    """{"top_share": share of rows given the commonest predicted answer, "collapsed": 1.0 or 0.0}; an answer is
+    a class id, or a multi-label 0/1 row taken whole."""
+    from collections import Counter
+
+    key = lambda y: tuple(y) if isinstance(y, (list, tuple, np.ndarray)) else y  # noqa: E731
+    pred, true = Counter(map(key, y_pred)), Counter(map(key, y_true))
+    n = max(len(y_pred), 1)
+    top, true_top = max(pred.values(), default=0) / n, max(true.values(), default=0) / n
+    return {"top_share": top, "collapsed": float(top >= COLLAPSE_SHARE and true_top < COLLAPSE_SHARE)}
+
+
+def tag_collapse(true_tags: list[list[str]], pred_tags: list[list[str]]) -> dict:
+    """{"entities_found": predicted entities, "collapsed": 1.0 when none is found where the truth has some}."""
+    found, real = sum(map(len, map(entities, pred_tags))), sum(map(len, map(entities, true_tags)))
+    return {"entities_found": float(found), "collapsed": float(found == 0 and real > 0)}
+
+
 def class_baselines(
     y_true, names: list, train_counts: list[int], train_rows: int, multi_label: bool = False, repeats: int = 20
 ) -> dict:

@@ -52,6 +52,8 @@ def print_comparison(result: dict, title: str):
         table.add_row(*row)
     console = Console(stderr=True)
     console.print(table)
+    if result.get("collapsed"):
+        console.print(f"warning: {result['collapsed']}; retrain with a lower --lr", markup=False)
     ret = result.get("retrieval")
     if ret:
         if ret.get("recall_at_k") is None:

@@ -71,7 +71,10 @@ class Task:
     TEXT_ONLY: ClassVar[bool] = False  # rows must be raw text (a .txt file or rows with 'text')
     CONLL: ClassVar[bool] = False  # also reads CoNLL column files (.conll, .iob, ...)
     PACKED: ClassVar[bool] = False  # documents are packed into max_seq_len blocks: nothing is cut
-    AUTO_LR: ClassVar[dict[str, float] | None] = None  # {"lora": .., "full": ..} instead of the default rule
+    # What this task trains best with where the run leaves a setting unset: "lora.r", "lora.alpha", "lr.lora",
+    # "lr.full". Every built-in task states all four beside the validation figure that chose them, so a
+    # default changed for one task cannot move another's (issue 28). A task of your own inherits these.
+    DEFAULTS: ClassVar[dict[str, float]] = {"lora.r": 16, "lora.alpha": 32, "lr.lora": 1e-3, "lr.full": 5e-5}
     ACCURACY_NAME: ClassVar[str] = "token_acc"  # what the loss module's `correct` counts, in progress lines
     SELECT_METRICS: ClassVar[tuple[str, ...]] = ()  # what `val_scores` returns; higher is better
     GENERATES: ClassVar[bool] = False  # `val_scores` generates text (its cost is announced in the plan)
@@ -102,8 +105,15 @@ class Task:
         """Refuse (TunesmithError) a `select_by` metric this validation data cannot give."""
 
     def val_scores(self, model, tokenizer, prepared: Prepared, cfg) -> dict[str, float]:
-        """{metric: score} for SELECT_METRICS on the validation items, at each evaluation."""
+        """{metric: score} for SELECT_METRICS on the validation items, at each evaluation (plus any other
+        figures, such as `collapsed`: 1.0 when `collapse_note` has something to say)."""
         return {}
+
+    def collapse_note(self, scores: dict) -> str | None:
+        """What is wrong when `scores` (from val_scores, or evaluate's "tuned") show predictions collapsed to one
+        answer, e.g. every row one class; None when they did not. The run warns, will not keep a collapsed
+        evaluation over an earlier sound one, and `eval` marks it (issue 28)."""
+        return None
 
     # -- using a run -----------------------------------------------------------------------------------
     def evaluate(self, run, path: str, *, base: bool = True, **kw) -> dict:
@@ -189,6 +199,18 @@ def load_settings(cfg) -> dict:
         quantize=cfg.quantize,
         attention_dropout=cfg.attention_dropout,
     )
+
+
+def task_lora(lora, task: Task):
+    """`lora` (config.LoraConfig) with its unset rank and scale filled from the task's DEFAULTS. A rank given
+    without alpha keeps the task's alpha/r, so `--lora-r 8` alone changes the size, not the update's scale."""
+    d = task.DEFAULTS
+    r = lora.r if lora.r is not None else int(d["lora.r"])
+    if lora.alpha is not None:
+        alpha = lora.alpha
+    else:
+        alpha = d["lora.alpha"] if lora.r is None else r * d["lora.alpha"] / d["lora.r"]
+    return lora.model_copy(update={"r": r, "alpha": float(alpha)})
 
 
 def cut_lengths(ids: list[list[int]], max_seq_len: int) -> Lengths:

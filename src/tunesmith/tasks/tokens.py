@@ -158,18 +158,19 @@ def word_predictions(model, tokenizer, items, names, batch_size: int = 64) -> li
 
 def val_scores(model, tokenizer, prepared, cfg) -> dict:
     """Entity F1 (seqeval) on the validation items, over the words that kept a sub-token."""
-    from ..eval.classification import entity_metrics
+    from ..eval.classification import entity_metrics, tag_collapse
 
     names = prepared.meta["labels"]
     preds = word_predictions(model, tokenizer, prepared.val, names)
     true = [[names[x.labels[t]] if t >= 0 and x.labels[t] >= 0 else "O" for t in x.first] for x in prepared.val]
-    return {"entity_f1": entity_metrics(true, [[t for t, _ in p] for p in preds])["entity_f1"]}
+    pred = [[t for t, _ in p] for p in preds]
+    return {"entity_f1": entity_metrics(true, pred)["entity_f1"], **tag_collapse(true, pred)}
 
 
 def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=None, **_) -> dict:
     """Entity-level precision/recall/F1 per type and overall (seqeval, conlleval rules); `base` holds
     the chance (uniform random tags) and majority (all 'O') baselines."""
-    from ..eval.classification import entity_metrics, tag_baselines
+    from ..eval.classification import entity_metrics, tag_baselines, tag_collapse
 
     cfg, names = run.config, run.meta["labels"]
     index = {t: i for i, t in enumerate(names)}
@@ -178,7 +179,8 @@ def evaluate(run, path: str, *, base: bool = True, batch_size: int = 64, log=Non
     items = _encode(run.tokenizer, sents, index, cfg)
     preds = word_predictions(run.model, run.tokenizer, items, names, batch_size)
     true = [s.tags for s in sents]
-    result = {"rows": len(sents), "tuned": entity_metrics(true, [[t for t, _ in p] for p in preds]), "base": None}
+    pred = [[t for t, _ in p] for p in preds]
+    result = {"rows": len(sents), "tuned": {**entity_metrics(true, pred), **tag_collapse(true, pred)}, "base": None}
     if base:
         result["base"] = tag_baselines(true, names)
     return result
@@ -228,7 +230,9 @@ class Tokens(Task):
     LABELS = "tags"
     ROW_FORMAT, ROW_FORMAT_NAME = "tagged", "tagged sentences"
     CONLL = True
-    AUTO_LR = {"lora": 1e-3, "full": 1e-4}
+    # r 16 / alpha 32 / lr 1e-3: MiniLM on WNUT-17 entity F1 0.426 (held out); r 64 / alpha 128 gave 0.008
+    # (issue 28, docs/training.md "Per-task defaults").
+    DEFAULTS = {"lora.r": 16, "lora.alpha": 32, "lr.lora": 1e-3, "lr.full": 1e-4}
     SELECT_METRICS = ("entity_f1",)
 
     prepare = staticmethod(prepare)
@@ -241,6 +245,9 @@ class Tokens(Task):
 
     def default_select(self, prepared):
         return "entity_f1"
+
+    def collapse_note(self, scores):
+        return "collapsed to 'O': no entity found, where the data has some" if scores.get("collapsed") else None
 
     def read_inputs(self, path, cfg):
         if Path(path).suffix.lower() not in CONLL_SUFFIXES:

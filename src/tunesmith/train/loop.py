@@ -32,24 +32,12 @@ from .checkpoint import (
     save_weights,
     write_json_atomic,
 )
+from .defaults import apply, auto_settings, settings_line
 from .forgetting import Forgetting
 from .perf import check_liger, memory_forecast, peak_memory_gb, tune_malloc
 from .report import MetricsLog, plot_losses
 from .select import Selector, auto_epochs, metric_for, stop_reason
 from .setup import setup_model
-
-AUTO_LR = {"lora": 1e-3, "full": 5e-5}
-
-
-def auto_settings(cfg: RunConfig, n_train: int, auto_lr: dict | None = None) -> dict:
-    """Fill epochs/lr when not given. Epochs become a cap (train.select.auto_epochs): the run stops earlier
-    once validation stops improving, so a fixed guess such as OpenAI's "3 epochs" cannot cut learning short."""
-    chosen = {}
-    if cfg.epochs is None and cfg.max_steps is None:
-        chosen["epochs"] = auto_epochs(n_train)[0]
-    if cfg.lr is None:
-        chosen["lr"] = (auto_lr or AUTO_LR)[cfg.method]
-    return chosen
 
 
 def _stderr(msg: str):
@@ -175,18 +163,13 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             raise TunesmithError(problems_line(problems))
     data = task.prepare(cfg, tokenizer, log)  # bad rows stop us here, before any folder is written
 
-    chosen = auto_settings(cfg, len(data.train), task.AUTO_LR)
-    auto_cap = None
+    chosen = auto_settings(cfg, len(data.train), task)
+    auto_cap = why = None
     if "epochs" in chosen:
         cap, why = auto_epochs(len(data.train))
         auto_cap = f"{cap:g} epochs: {why}"
-    if chosen:
-        log(
-            "auto settings: "
-            + ", ".join(f"{k}={v:g}" for k, v in chosen.items())
-            + f" (from {len(data.train)} training examples, method {cfg.method})"
-        )
-        cfg = cfg.model_copy(update=chosen)
+    cfg = apply(cfg, chosen)
+    log(settings_line(cfg, chosen, task.NAME, why and f"{why}, from {len(data.train):,} training examples"))
     metric = metric_for(task, cfg, data)
     forgetting = Forgetting(cfg, task, tokenizer, bool(data.val))  # a bad probe file stops us here too
     # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
@@ -240,6 +223,10 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         "eval_every": eval_every,
         "general_base": None,  # the probe's step-0 scores (train/forgetting.py)
         "general_within": False,
+        "sound_seen": False,  # collapse (Selector): an evaluation had not collapsed; the first that did, and why
+        "best_collapsed": False,
+        "collapsed_at": None,
+        "collapse_note": None,
     }
     step = 0
     if start_from is not None and start_from != out:
@@ -323,7 +310,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         with mixed.autocast():
             row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, "sum"))}
         scores = ""
-        if metric != "loss":
+        if metric != "loss" or not task.GENERATES:  # scores that cost no generation also watch for collapse
             model_now = accelerator.unwrap_model(loss_mod).model
             with mixed.autocast():
                 row.update({f"eval_{k}": v for k, v in task.val_scores(model_now, tokenizer, data, cfg).items()})
@@ -331,6 +318,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             scores = "  " + "  ".join(
                 f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("eval_") and k[5:] in task.SELECT_METRICS
             )
+        # step 0: a new task head is untrained and often says one class; that is no sign of a bad --lr
+        note = step > 0 and task.collapse_note({k[5:]: v for k, v in row.items() if k.startswith("eval_")})
         if forgetting.active:  # the general-ability probe: what the model still knows besides the new data
             with mixed.autocast():
                 row.update(forgetting.score(accelerator.unwrap_model(loss_mod).model, step, st))
@@ -345,6 +334,9 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             f"step {step}: eval_loss {row['eval_loss']:.4f}  ppl {row['eval_perplexity']:.2f}  "
             f"{acc_name} {row['eval_token_accuracy']:.3f}{scores}"
         )
+        if note:
+            st["collapse_note"] = st["collapse_note"] or note
+            bar.log(f"warning: step {step}: predictions {note}; try a lower --lr")
         if sel.update(row, step) and accelerator.is_main_process:  # new best (or a tie at a lower loss)
             save_weights(accelerator.unwrap_model(loss_mod).model, out)
         return sel.should_stop
@@ -455,6 +447,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         auto_cap=auto_cap,
         has_val=val_dl is not None,
         last_eval_step=last_eval_step,
+        collapse=st["collapse_note"],
     )
     log(f"stopped: {reason}")
     if sel.best_step is None and accelerator.is_main_process:  # no validation data: keep the last weights
@@ -480,6 +473,9 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             f"best_eval_{metric}": sel.best,
             "stopped_early": stopped_early,
             "stop_reason": reason,
+            "collapsed": None
+            if sel.collapsed_at is None
+            else {"step": sel.collapsed_at, "note": st["collapse_note"], "kept_step_collapsed": sel.best_collapsed},
             "eval_seconds": round(st["eval_seconds"], 1),
             **forgetting.summary(sel.best_step, st, metrics.rows),
             "peak_memory_gb": round(peak_memory_gb(device_type), 2),

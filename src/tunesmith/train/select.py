@@ -53,7 +53,12 @@ class Selector:
 
     `max_forgetting` (train/forgetting.py): an evaluation whose general-ability probe fell more than that below
     step 0's (its row's `general_drop`) stops the run at once, and is never kept unless no evaluation after
-    step 0 stayed within the limit: then the best by `metric` alone is kept."""
+    step 0 stayed within the limit: then the best by `metric` alone is kept.
+
+    Collapse (issue 28; the row's `eval_collapsed`, from Task.val_scores): an evaluation whose predictions
+    collapsed to one answer is never kept when an earlier one had not collapsed, and counts against patience;
+    an evaluation that has not collapsed replaces a collapsed best whatever its score. Step 0 is neither: a
+    new task head has not been trained yet, and often gives every row one class."""
 
     def __init__(self, metric: str, patience: int | None, state: dict | None = None, max_forgetting=None):
         self.metric, self.patience, self.max_forgetting = metric, patience, max_forgetting
@@ -64,6 +69,9 @@ class Selector:
         self.rose_at = self.best_step if rose is None else rose
         self.within = state.get("general_within", False)  # an evaluation after step 0 was within max_forgetting
         self.fell = None  # (step, general_drop) of the evaluation over max_forgetting that stops the run
+        self.sound = state.get("sound_seen", False)  # an evaluation whose predictions had not collapsed
+        self.best_collapsed = state.get("best_collapsed", False)
+        self.collapsed_at = state.get("collapsed_at")  # the first evaluation that collapsed
 
     def score(self, row: dict) -> float:
         return row["eval_loss"] if self.metric == "loss" else row[f"eval_{self.metric}"]
@@ -77,10 +85,17 @@ class Selector:
                 return False
         elif step > 0:
             self.within = True
+        collapsed = bool(row.get("eval_collapsed")) and step > 0
+        if collapsed and self.collapsed_at is None:
+            self.collapsed_at = step
+        if collapsed and self.sound:  # an earlier evaluation had not collapsed: never trade it for this one
+            self.bad_evals += 1
+            return False
+        self.sound = self.sound or (step > 0 and "eval_collapsed" in row and not collapsed)
         score, loss = self.score(row), row["eval_loss"]
         if not (math.isfinite(score) and math.isfinite(loss)):  # a NaN evaluation is never the one to keep
             better = False
-        elif self.best is None:
+        elif self.best is None or (self.best_collapsed and not collapsed):
             better = True
         elif self.metric == "loss":
             better = score < self.best - 1e-6
@@ -88,11 +103,12 @@ class Selector:
             better = score > self.best + 1e-9
             tie = abs(score - self.best) <= 1e-9 and loss < self.best_loss - 1e-6
             if tie:  # the same score at a lower loss: keep these weights, but it is no improvement to wait for
-                self.best_loss, self.best_step = loss, step
+                self.best_loss, self.best_step, self.best_collapsed = loss, step, collapsed
                 self.bad_evals += 1
                 return True
         if better:
             self.best, self.best_loss, self.best_step, self.bad_evals, self.rose_at = score, loss, step, 0, step
+            self.best_collapsed = collapsed
         else:
             self.bad_evals += 1
         return better
@@ -109,12 +125,35 @@ class Selector:
             "bad_evals": self.bad_evals,
             "rose_at": self.rose_at,
             "general_within": self.within,
+            "sound_seen": self.sound,
+            "best_collapsed": self.best_collapsed,
+            "collapsed_at": self.collapsed_at,
         }
 
 
 def stop_reason(
-    sel: Selector, *, stopped_early: bool, step: int, auto_cap: str | None, has_val: bool, last_eval_step: int | None
+    sel: Selector,
+    *,
+    stopped_early: bool,
+    step: int,
+    auto_cap: str | None,
+    has_val: bool,
+    last_eval_step: int | None,
+    collapse: str | None = None,
 ) -> str:
+    """Why the run stopped and which step it kept; `collapse`: the task's note on the first collapsed evaluation."""
+    reason = _reason(sel, stopped_early, step, auto_cap, has_val, last_eval_step)
+    if sel.collapsed_at is None or not collapse:
+        return reason
+    what = f"predictions {collapse} at step {sel.collapsed_at}"
+    if sel.best_collapsed:
+        return f"{what}, and so had the kept step {sel.best_step}: try a lower --lr ({reason})"
+    if sel.best_step == 0:
+        return f"{what}; no evaluation after step 0 beat it, so its weights are kept: try a lower --lr"
+    return f"{reason}; {what}, so step {sel.best_step}, which had not, is kept: try a lower --lr"
+
+
+def _reason(sel, stopped_early, step, auto_cap, has_val, last_eval_step) -> str:
     if not has_val:
         return f"no validation data: trained all {step} steps and kept the final weights"
     name = f"validation {sel.metric}"

@@ -16,6 +16,7 @@ from ..data.batch import collate_packed
 from ..models.attention import use_padding_free
 from ..models.peft_wrap import count_params, wrap
 from ..models.precision import DTYPES, Mixed, dtype_name
+from ..tasks.base import task_lora
 from .perf import speed_setup
 
 
@@ -40,7 +41,8 @@ def setup_model(cfg, task, tokenizer, meta: dict, log, lr: float | None = None, 
     # Full fine-tuning keeps fp32 master weights and gets its speed from autocast alone; LoRA's frozen base
     # is loaded in the run's dtype (half the memory) and its adapter cast to fp32 by `wrap`.
     load_cfg = cfg if cfg.method == "lora" else cfg.model_copy(update={"dtype": "fp32"})
-    model = wrap(task.load_model(load_cfg, tokenizer, meta), cfg.method, cfg.lora, task.PEFT_TASK, task.HEAD)
+    lora = task_lora(cfg.lora, task)  # the task's rank and scale where the run gives none (a no-op after train)
+    model = wrap(task.load_model(load_cfg, tokenizer, meta), cfg.method, lora, task.PEFT_TASK, task.HEAD)
     trainable, total = count_params(model)
     quant = f", base in {cfg.quantize}" if cfg.quantize else ""
     log(
