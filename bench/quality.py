@@ -10,9 +10,11 @@ Run it alone on the machine (each job is its own `tunesmith` process), and befor
 say in the commit that it passed. It prints a table, writes bench/results/quality-<time>.json after every
 job (a cut run still leaves its figures), and exits 1 when a score is below its floor.
 
-The floors were set from the first run of this check with the per-task defaults (2026-12-08, figures in
-docs/training.md "Per-task defaults"), a few points under what it measured, and far above what the r64
-regression gave (sentiment 0.50, spam F1 0.00, WNUT-17 entity F1 0.01).
+The floors were set from the first run of this check with the per-task defaults (2026-12-08: sentiment 0.933,
+spam F1 0.952, WNUT-17 entity F1 0.532, MLM perplexity 99.5% below the base's, demo facts token F1 0.888 at
+step 120 of 150), 2-8 points under what it measured, and far above what the r64 regression gave
+(sentiment 0.50, spam F1 0.00, WNUT-17 entity F1 0.01). MLM's floor is a 99% fall: MiniLM's untrained
+MLM head starts at a perplexity near 38,000, so any learning clears 30%.
 """
 
 from __future__ import annotations
@@ -48,14 +50,16 @@ class Job:
 
 JOBS = [
     Job("sentiment", "classify", "minilm-l6", DATA / "sentiment_sentences" / "train.csv",
-        DATA / "sentiment_sentences" / "validation.csv", 1000, "accuracy", 0.85),
+        DATA / "sentiment_sentences" / "validation.csv", 1000, "accuracy", 0.90),
     Job("spam", "classify", "minilm-l6", DATA / "sms_spam" / "train.jsonl", DATA / "sms_spam" / "validation.jsonl",
-        1000, "spam F1", 0.88),
+        1000, "spam F1", 0.93),
     Job("wnut17", "tokens", "minilm-l6", DATA / "ner_wnut17" / "train.jsonl", DATA / "ner_wnut17" / "validation.jsonl",
-        1500, "entity F1", 0.30),
+        1500, "entity F1", 0.45),
     Job("shakespeare", "mlm", "minilm-l6", DATA / "tinyshakespeare" / "train.txt",
-        DATA / "tinyshakespeare" / "validation.txt", 150_000, "perplexity fall vs base", 0.30),
-    Job("demo-facts", "sft", "smollm2-135m", DEMO / "train.jsonl", None, 0, "validation contains", 0.0),
+        DATA / "tinyshakespeare" / "validation.txt", 150_000, "perplexity fall vs base", 0.99),
+    # Chat facts at full default length take 35 minutes (docs/evaluation.md); 150 steps (1.9 epochs) fit.
+    Job("demo-facts", "sft", "smollm2-135m", DEMO / "train.jsonl", None, 0, "validation token F1", 0.83,
+        ("--max-steps", "150")),
 ]  # fmt: skip
 
 
@@ -80,6 +84,8 @@ def sample(job: Job, folder: Path) -> Path:
 
 
 def score(job: Job, result: dict, summary: dict) -> float:
+    if not job.val:  # the run's own held-out slice: its kept validation score
+        return summary[f"best_eval_{summary['select_by']}"]
     tuned = result["tuned"]
     if job.task == "classify":
         return tuned["per_class"]["spam"]["f1"] if job.name == "spam" else tuned["accuracy"]
@@ -87,7 +93,7 @@ def score(job: Job, result: dict, summary: dict) -> float:
         return tuned["entity_f1"]
     if job.task == "mlm":
         return 1 - tuned["perplexity"] / result["base"]["perplexity"]
-    return summary[f"best_eval_{summary['select_by']}"]
+    raise ValueError(f"no score for {job.name}")
 
 
 def run_job(job: Job, tmp: Path) -> dict:
