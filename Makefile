@@ -36,6 +36,7 @@ clean:
 bench: $(STAMP)  # peers (TRL) are an optional extra, not runtime dependencies
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[bench]"
 	$(PY) -m bench
+	$(PY) -m bench.default_run  # a whole default run (validation included) against HF Trainer
 
 # Every task trained with its defaults on the shared datasets, each score against a floor (bench/quality.py);
 # run it alone, before changing any default. About 25 minutes on 2 cores.

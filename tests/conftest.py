@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Never the user's own base-figure cache: module- and session-scoped fixtures get this session's folder (each
+# test then gets its own, below).
+os.environ["TUNESMITH_BASE_FIGURES"] = tempfile.mkdtemp(prefix="base-figures-")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _own_base_figures(tmp_path_factory, monkeypatch):
+    """Each test its own base-figure cache (eval/basecache.py): a test computes what it scores, unless it shares
+    a folder on purpose; subprocesses inherit it."""
+    monkeypatch.setenv("TUNESMITH_BASE_FIGURES", str(tmp_path_factory.mktemp("base-figures")))
 
 
 def shared_data(*parts) -> Path:

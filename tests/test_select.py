@@ -126,7 +126,9 @@ def _train_facts(tiny_llama, tmp_path, output="run", **settings):
 def test_auto_length_stops_when_the_fact_score_stops_improving(tiny_llama, tmp_path):
     # A vanishing learning rate: neither facts nor loss improve after step 0, so patience ends the run,
     # well before the 10-epoch cap, and the summary says so.
-    run = _train_facts(tiny_llama, tmp_path, lr=1e-12, warmup_ratio=0, early_stopping_patience=2)
+    # eval_every fixed at an epoch: the default schedule spaces evaluations by their cost, which on a tiny model
+    # dwarfs its steps (issue 29)
+    run = _train_facts(tiny_llama, tmp_path, lr=1e-12, warmup_ratio=0, early_stopping_patience=2, eval_every=6)
     s = run.summary
     evals = [r for r in _rows(run.path) if "eval_loss" in r]
     assert s["select_by"] == "contains" and s["auto"]["epochs"] == 10.0

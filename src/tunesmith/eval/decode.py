@@ -157,7 +157,7 @@ def decode(
     model,
     prompts: list[list[int]],
     *,
-    max_new_tokens: int,
+    max_new_tokens: int | list[int],
     stop_ids,
     batch_size: int = 32,
     temperature: float = 0.0,
@@ -166,7 +166,8 @@ def decode(
     prefill_tokens: int = 2048,
 ) -> Iterator[tuple[int, int | None]]:
     """Yield (prompt index, token) for every new token and (prompt index, None) when that answer ends (at a
-    stop token, which is not yielded, or at max_new_tokens). At most `batch_size` rows step together;
+    stop token, which is not yielded, or at max_new_tokens: one for all, or one per prompt, so answers of
+    different kinds share one decode pass, as an evaluation's). At most `batch_size` rows step together;
     prompts are admitted in the order given, up to `prefill_tokens` prompt tokens per prefill."""
     key, device = cache_keyword(model), next(model.parameters()).device
     stop = set(stop_ids)
@@ -217,7 +218,7 @@ def decode(
                 continue
             count[i] += 1
             yield i, t
-            if count[i] >= max_new_tokens:
+            if count[i] >= (max_new_tokens[i] if isinstance(max_new_tokens, list) else max_new_tokens):
                 yield i, None
             else:
                 keep.append(r)

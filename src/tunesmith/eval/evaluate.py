@@ -86,18 +86,27 @@ def answer_budget(tokenizer, refs: list[str], cap: int) -> int:
 def answer_scores(model, tokenizer, examples, batch_size: int = 64, cap: int = 256) -> dict:
     """token_f1 (and contains, where rows carry must_contain) of greedy answers to the examples' last turns.
     Answers are capped near the longest reference (x1.5 + 8 tokens, at most `cap`), which bounds the cost."""
-    if not examples:
-        return {}
-    refs = [e.messages[-1]["content"] for e in examples]
-    preds = generate_batch(
-        model,
-        tokenizer,
-        [e.messages[:-1] for e in examples],
-        max_new_tokens=answer_budget(tokenizer, refs, cap),
-        batch_size=batch_size,
-    )
-    scores = score_generations(preds, refs, [e.must_contain for e in examples])
-    return {k: scores[k] for k in ("contains", "token_f1") if scores.get(k) is not None}
+    return joint_answer_scores(model, tokenizer, [(examples, cap)], batch_size)[0]
+
+
+def joint_answer_scores(model, tokenizer, groups: list[tuple[list, int]], batch_size: int = 64) -> list[dict]:
+    """`answer_scores` of several sets of examples, each with its own cap, answered in one decode pass (issue 29:
+    an evaluation's validation rows and general-probe questions step together, instead of one pass each)."""
+    prompts, limits, refs, musts = [], [], [], []
+    for examples, cap in groups:
+        these = [e.messages[-1]["content"] for e in examples]
+        limits += [answer_budget(tokenizer, these, cap)] * len(these) if these else []
+        prompts += [e.messages[:-1] for e in examples]
+        refs += these
+        musts += [e.must_contain for e in examples]
+    preds = generate_batch(model, tokenizer, prompts, max_new_tokens=limits, batch_size=batch_size) if prompts else []
+    out, start = [], 0
+    for examples, _ in groups:
+        end = start + len(examples)
+        scores = score_generations(preds[start:end], refs[start:end], musts[start:end]) if examples else {}
+        out.append({k: scores[k] for k in ("contains", "token_f1") if scores.get(k) is not None})
+        start = end
+    return out
 
 
 def evaluate_run(

@@ -26,6 +26,7 @@ from ..data.formats import Example, detect_format, normalise, with_system
 from ..data.load import load_rows
 from ..data.tokenize import Encoded
 from ..errors import DataError, TunesmithError
+from . import basecache
 from .evaluate import answer_scores, evaluate_loss
 
 SHIPPED = "default"  # the `general` setting that means the probe shipped in demo_data/
@@ -114,21 +115,56 @@ def has_chat(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def score_probe(model, tokenizer, probe: Probe, *, batch_size: int = BATCH) -> dict:
+def asks(probe: Probe, tokenizer) -> bool:
+    """The probe has questions this tokenizer can ask (a chat template)."""
+    return bool(probe.questions) and has_chat(tokenizer)
+
+
+def score_probe(model, tokenizer, probe: Probe, *, batch_size: int = BATCH, answered: dict | None = None) -> dict:
     """{"contains", "perplexity", "seconds"} of `model` on the probe (contains: None without questions or
-    without a chat template to ask them with; perplexity: None without text). Leaves the model in eval mode."""
+    without a chat template to ask them with; perplexity: None without text). `answered`: the questions' scores
+    when they were answered already (eval.evaluate.joint_answer_scores, with ANSWER_CAP). Leaves the model in
+    eval mode."""
     from ..models.heads import CausalLMLoss
 
     t0 = time.perf_counter()
     out = {"contains": None, "perplexity": None}
     model.eval()
-    if probe.questions and has_chat(tokenizer):
+    if answered is not None:
+        out["contains"] = answered.get("contains")
+    elif asks(probe, tokenizer):
         out["contains"] = answer_scores(model, tokenizer, probe.questions, batch_size, cap=ANSWER_CAP).get("contains")
     if probe.text:
         loader = ordered_loader(probe.blocks(tokenizer), 8, functools.partial(collate, pad_id=tokenizer.pad_token_id))
         out["perplexity"] = evaluate_loss(CausalLMLoss(model).eval(), loader)["eval_perplexity"]
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
+
+
+def probe_key(cfg, probe: Probe) -> str | None:
+    """The base-figure cache key (eval/basecache.py) of `probe` scored on `cfg.model` as `cfg` loads it: shared by
+    a training run's step 0 and `tunesmith eval`'s base column, which score the same model on the same probe."""
+    questions = [[q.messages, q.must_contain] for q in probe.questions]
+    return basecache.key(
+        cfg.model, "probe", cfg.dtype, cfg.quantize, questions, probe.text, ANSWER_CAP, TEXT_BLOCK, BATCH
+    )
+
+
+def base_probe_scores(key: str | None, model_fn, tokenizer, probe: Probe, answered: dict | None = None) -> dict:
+    """score_probe on the base model, or the figures a run scored before under `key`; `model_fn()` gives the
+    model (or a context manager over it) only when they must be computed (`answered`: as score_probe). Cached
+    figures carry "cached": True and "seconds": the time the first computation took."""
+    hit = basecache.load(key)
+    if hit is not None:
+        return {**hit, "cached": True}
+    model = model_fn()
+    if hasattr(model, "__enter__"):
+        with model as m:
+            scores = score_probe(m, tokenizer, probe, answered=answered)
+    else:
+        scores = score_probe(model, tokenizer, probe, answered=answered)
+    basecache.save(key, scores)
+    return scores
 
 
 def relative_drop(base: float | None, now: float | None) -> float | None:
@@ -156,9 +192,9 @@ def general_block(run, setting: str | None = None, base: bool = True, log=None) 
     log(f"general-ability probe: {probe.describe()}")
     tuned = score_probe(run.model, run.tokenizer, probe)
     before = None
-    if base:
-        with run.base_model() as base_model:
-            before = score_probe(base_model, run.tokenizer, probe)
+    if base:  # the base's figures are those its training run scored at step 0, where they match
+        before = base_probe_scores(probe_key(run.config, probe), run.base_model, run.tokenizer, probe)
+        before.pop("cached", None)
     return {
         "probe": probe.source,
         "questions": len(probe.questions),

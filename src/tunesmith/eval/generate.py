@@ -46,7 +46,7 @@ def generate_batch(
     tokenizer,
     conversations: list[list[dict]],
     *,
-    max_new_tokens: int = 128,
+    max_new_tokens: int | list[int] = 128,
     batch_size: int = 32,
     temperature: float = 0.0,
     top_p: float = 1.0,
@@ -55,7 +55,7 @@ def generate_batch(
 ) -> list[str]:
     """Answers for many conversations (or continuations of plain strings). Our continuous-batching loop
     (eval/decode.py) with LoRA merged for the duration where the model allows; else HF `generate` on
-    length-sorted batches. `batch_size`: rows that step together."""
+    length-sorted batches. `batch_size`: rows that step together; `max_new_tokens`: one limit, or one per row."""
     model.eval()
     prompts = [encode(tokenizer, c) for c in conversations]
     kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p)
@@ -73,11 +73,12 @@ def answer_ids(
     Shortest prompts first: rows admitted together have similar lengths, so little padding is attended to."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
+    limits = [max_new_tokens[i] for i in order] if isinstance(max_new_tokens, list) else max_new_tokens
     with merged(model):
         events = decode(
             model,
             [prompts[i] for i in order],
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=limits,
             stop_ids=stops,
             batch_size=batch_size,
             temperature=temperature,
@@ -100,7 +101,9 @@ def hf_answer_ids(
     as the benchmark's baseline. Each answer is cut at its first stop token."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[list[int]] = [[] for _ in prompts]
-    kw = _gen_kwargs(model, tokenizer, max_new_tokens, temperature, top_p)
+    limit = (lambda i: max_new_tokens[i]) if isinstance(max_new_tokens, list) else (lambda i: max_new_tokens)
+    longest = max(max_new_tokens) if isinstance(max_new_tokens, list) else max_new_tokens
+    kw = _gen_kwargs(model, tokenizer, longest, temperature, top_p)
     stops = set(kw["eos_token_id"])
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
@@ -112,7 +115,7 @@ def hf_answer_ids(
             mask[row, width - len(prompts[i]) :] = 1
         out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **kw)
         for row, i in enumerate(idx):
-            for t in out[row, width:].tolist():
+            for t in out[row, width : width + limit(i)].tolist():  # greedy: the same tokens as with its own limit
                 if t in stops:
                     break
                 answers[i].append(t)

@@ -109,6 +109,12 @@ class Task:
         figures, such as `collapsed`: 1.0 when `collapse_note` has something to say)."""
         return {}
 
+    def val_questions(self, prepared: Prepared, cfg) -> tuple[list, int] | None:
+        """For tasks whose `val_scores` generates answers: (the examples it answers, their answer cap). The loop
+        then answers them in one decode pass with the general probe's questions and hands the scores to
+        `val_scores(..., answered=)`. None (the default): `val_scores` does all its own work."""
+        return None
+
     def collapse_note(self, scores: dict) -> str | None:
         """What is wrong when `scores` (from val_scores, or evaluate's "tuned") show predictions collapsed to one
         answer, e.g. every row one class; None when they did not. The run warns, will not keep a collapsed

@@ -108,6 +108,9 @@ class CLM(SFT):
     def check_select(self, metric, prepared):
         pass
 
+    def val_questions(self, prepared, cfg):
+        return None  # raw text: nothing to answer
+
     def val_scores(self, model, tokenizer, prepared, cfg):
         return {}
 

@@ -77,12 +77,23 @@ def check_select(metric, prepared) -> None:
         raise TunesmithError("select_by contains needs validation rows with must_contain; use token_f1 or loss")
 
 
-def val_scores(model, tokenizer, prepared, cfg) -> dict:
-    """Greedy answers to the first `val_generate_rows` validation rows, scored against their references."""
+VAL_ANSWER_CAP = 256  # new tokens at most per validation answer (less when the references are short)
+
+
+def val_questions(prepared, cfg) -> tuple[list, int]:
+    """The validation rows `val_scores` answers, and their answer cap."""
+    return prepared.val_examples[: cfg.val_generate_rows], VAL_ANSWER_CAP
+
+
+def val_scores(model, tokenizer, prepared, cfg, answered: dict | None = None) -> dict:
+    """Greedy answers to the first `val_generate_rows` validation rows, scored against their references;
+    `answered`: those scores, when the loop answered the rows already (in one pass with the general probe)."""
     from ..eval.evaluate import answer_scores
 
-    rows = prepared.val_examples[: cfg.val_generate_rows]
-    return answer_scores(model, tokenizer, rows)
+    if answered is not None:
+        return answered
+    rows, cap = val_questions(prepared, cfg)
+    return answer_scores(model, tokenizer, rows, cap=cap)
 
 
 def eval_items(cfg, tokenizer, path):
@@ -173,6 +184,7 @@ class SFT(Task):
     default_select = staticmethod(default_select)
     check_select = staticmethod(check_select)
     val_scores = staticmethod(val_scores)
+    val_questions = staticmethod(val_questions)
     eval_items = staticmethod(eval_items)
     evaluate = staticmethod(evaluate_run)  # loss, then generated answers scored
     predict = staticmethod(predict)

@@ -12,8 +12,18 @@ the base model's, only where nothing beat them), and the stop reason says plainl
 from __future__ import annotations
 
 from ..errors import TunesmithError
+from ..eval import basecache
 from ..eval.compare import pct
-from ..eval.general import check_limit, probe_for, relative_drop, score_probe
+from ..eval.general import (
+    ANSWER_CAP,
+    asks,
+    base_probe_scores,
+    check_limit,
+    probe_for,
+    probe_key,
+    relative_drop,
+    score_probe,
+)
 
 
 class Forgetting:
@@ -23,10 +33,21 @@ class Forgetting:
         if cfg.max_forgetting is not None and not has_val:
             raise TunesmithError("max_forgetting needs evaluations, and so validation data; this run has none")
         self.setting, self.limit, self.tokenizer = cfg.general, cfg.max_forgetting, tokenizer
+        # Step 0 scores the base model itself (the probe's tasks add no new head): its figures are cached.
+        self.key = probe_key(cfg, self.probe) if self.probe is not None and not task.HEAD else None
 
     @property
     def active(self) -> bool:
         return self.probe is not None
+
+    def questions(self, step: int) -> tuple[list, int] | None:
+        """The probe's questions and answer cap, for an evaluation to answer in its one decode pass; None when
+        there are none to ask, or at step 0 when the base's figures are cached."""
+        if not self.active or not asks(self.probe, self.tokenizer):
+            return None
+        if step == 0 and basecache.load(self.key) is not None:
+            return None
+        return self.probe.questions, ANSWER_CAP
 
     def plan(self) -> str:
         limit = (
@@ -37,11 +58,15 @@ class Forgetting:
         )
         return f"general-ability probe at each evaluation: {self.probe.describe()}{limit}"
 
-    def score(self, model, step: int, st: dict) -> dict:
+    def score(self, model, step: int, st: dict, answered: dict | None = None) -> dict:
         """The probe's fields for this evaluation's metrics row (general_contains, general_perplexity,
         general_drop, general_seconds); step 0's scores become the base the drop is measured from
-        (st["general_base"], kept in checkpoints for a resumed run)."""
-        s = score_probe(model, self.tokenizer, self.probe)
+        (st["general_base"], kept in checkpoints for a resumed run). `answered`: the questions' scores, when the
+        evaluation answered them already (`questions`)."""
+        if step == 0:
+            s = base_probe_scores(self.key, lambda: model, self.tokenizer, self.probe, answered)
+        else:
+            s = score_probe(model, self.tokenizer, self.probe, answered=answered)
         if step == 0:
             st["general_base"] = {"contains": s["contains"], "perplexity": s["perplexity"]}
         row = {
@@ -49,6 +74,7 @@ class Forgetting:
             "general_perplexity": s["perplexity"],
             "general_drop": relative_drop((st["general_base"] or {}).get("contains"), s["contains"]),
             "general_seconds": s["seconds"],
+            "general_cached": True if s.get("cached") else None,
         }
         return {k: v for k, v in row.items() if v is not None}
 

@@ -19,7 +19,8 @@ from ..data.batch import LengthBucketSampler, ordered_loader, real_tokens
 from ..data.validate import invalid_rows
 from ..data.validate import summary as problems_line
 from ..errors import Interrupted, RunStopped, TunesmithError
-from ..eval.evaluate import evaluate_loss
+from ..eval import basecache
+from ..eval.evaluate import evaluate_loss, joint_answer_scores
 from ..models.load import load_tokenizer
 from ..models.precision import check_quantize, dtype_name
 from ..run import Run
@@ -36,12 +37,33 @@ from .defaults import apply, auto_settings, settings_line
 from .forgetting import Forgetting
 from .perf import check_liger, memory_forecast, peak_memory_gb, tune_malloc
 from .report import MetricsLog, plot_losses
-from .select import Selector, auto_epochs, metric_for, stop_reason
+from .select import EVAL_SHARE, Selector, auto_epochs, eval_due, metric_for, stop_reason
 from .setup import setup_model
 
 
 def _stderr(msg: str):
     print(msg, file=sys.stderr, flush=True)
+
+
+def _step0_key(cfg: RunConfig, task, data, metric: str) -> str | None:
+    """The base-figure cache key (eval/basecache.py) of step 0's validation, where step 0 is the base model itself:
+    causal LMs (encoder tasks add a head drawn from the seed). Everything that decides the figures is in it."""
+    if not task.CAUSAL or task.HEAD or not data.val:
+        return None
+    generated = metric != "loss" or not task.GENERATES
+    fields = ("messages", "text", "must_contain")
+    rows = [[getattr(e, f, None) for f in fields] for e in data.val_examples[: cfg.val_generate_rows]]
+    return basecache.key(
+        cfg.model,
+        "step0",
+        cfg.task,
+        cfg.method,
+        cfg.dtype,
+        cfg.quantize,
+        metric,
+        [[x.input_ids, x.labels] for x in data.val],
+        rows if generated else None,
+    )
 
 
 def prepare_run_dir(out: Path, force: bool, check_only: bool = False) -> None:
@@ -172,6 +194,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     log(settings_line(cfg, chosen, task.NAME, why and f"{why}, from {len(data.train):,} training examples"))
     metric = metric_for(task, cfg, data)
     forgetting = Forgetting(cfg, task, tokenizer, bool(data.val))  # a bad probe file stops us here too
+    step0_key = _step0_key(cfg, task, data, metric)
     # The model loads before the run folder is written: a refused or broken model leaves no folder behind.
     accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
     setup = setup_model(cfg, task, tokenizer, data.meta, log, device_type=accelerator.device.type)
@@ -217,6 +240,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         "rose_at": None,
         "elapsed": 0.0,
         "eval_seconds": 0.0,
+        "eval_cost": 0.0,  # seconds the last evaluation took to compute (a cached one: when it was computed)
         "skipped_steps": 0,
         "select_by": metric,
         "auto_cap": auto_cap,
@@ -249,11 +273,19 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         log(f"{out}: interrupted before its first checkpoint; starting it again from step 0")
     save_every = cfg.save_steps or eval_every
     length = f"up to {total_steps} steps" if auto_cap else f"{total_steps} steps"
+    schedule = (
+        f"eval every {eval_every} steps"
+        if cfg.eval_every
+        else f"eval at most every {eval_every} steps, spaced so evaluations take about {EVAL_SHARE:.0%} of the time"
+    )
+    saving = f"checkpoint every {cfg.save_steps}" if cfg.save_steps else "checkpoint at each evaluation"
     log(
         f"training: {length} ({total_steps / steps_per_epoch:.2f} epochs), batch {cfg.batch_size}"
-        f" x accum {cfg.grad_accum}, lr {cfg.lr:g} {cfg.scheduler}, eval every {eval_every} steps, "
-        f"checkpoint every {save_every}"
+        f" x accum {cfg.grad_accum}, lr {cfg.lr:g} {cfg.scheduler}, {schedule}, {saving}"
     )
+    if step0_key is not None or forgetting.key is not None:
+        hit = basecache.load(step0_key) is not None and (forgetting.key is None or basecache.load(forgetting.key))
+        log(f"base-model figures (step 0): {'cached' if hit else 'computing (once; cached for later runs)'}")
     if val_dl is not None:
         stopping = (
             "never stops early"
@@ -288,7 +320,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
     stopped_early = False
     last_eval_step = None
     window_tokens, window_loss, window_n = 0, 0.0, 0
-    t0 = t_window = time.perf_counter()
+    t0 = t_window = t_step = time.perf_counter()
+    start_step, train_seconds = step, 0.0  # for the default evaluation schedule: seconds per training step
     bar = _Progress(total_steps)
     loss_mod.train()
 
@@ -304,17 +337,45 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             )
         last_saved = step
 
+    def answer_all(generate_val: bool) -> tuple[dict | None, dict | None]:
+        """One decode pass for every answer this evaluation generates (issue 29): the task's validation rows and
+        the general probe's questions step together. (None, None) when there are not two sets to join."""
+        val_q = task.val_questions(data, cfg) if generate_val and metric != "loss" else None
+        probe_q = forgetting.questions(step)
+        if val_q is None or probe_q is None:
+            return None, None
+        with mixed.autocast():
+            val, probe = joint_answer_scores(accelerator.unwrap_model(loss_mod).model, tokenizer, [val_q, probe_q])
+        loss_mod.train()
+        return val, probe
+
+    def validate(answered: dict | None) -> dict:
+        """The validation figures of the model as it is now: loss, and the task's scores."""
+        with mixed.autocast():
+            row = evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, "sum"))
+        if metric != "loss" or not task.GENERATES:  # scores that cost no generation also watch for collapse
+            model_now = accelerator.unwrap_model(loss_mod).model
+            kw = {} if answered is None else {"answered": answered}
+            with mixed.autocast():
+                row.update({f"eval_{k}": v for k, v in task.val_scores(model_now, tokenizer, data, cfg, **kw).items()})
+            loss_mod.train()
+        return row
+
     def run_eval() -> bool:
         nonlocal last_eval_step
         t_eval = time.perf_counter()
-        with mixed.autocast():
-            row = {"step": step, **evaluate_loss(loss_mod, val_dl, lambda t: accelerator.reduce(t, "sum"))}
+        cached = basecache.load(step0_key) if step == 0 else None  # the base's own figures, computed once
+        val_answers, probe_answers = answer_all(generate_val=cached is None)
+        if cached is None:
+            row = {"step": step, **validate(val_answers)}
+            if step == 0:
+                computed = round(time.perf_counter() - t_eval, 2)
+                basecache.save(step0_key, {**row, "step": None, "computed_seconds": computed})
+        else:
+            row = {**cached, "step": 0, "eval_cached": True}
+            cached_cost = row.pop("computed_seconds", 0.0)
         scores = ""
-        if metric != "loss" or not task.GENERATES:  # scores that cost no generation also watch for collapse
-            model_now = accelerator.unwrap_model(loss_mod).model
-            with mixed.autocast():
-                row.update({f"eval_{k}": v for k, v in task.val_scores(model_now, tokenizer, data, cfg).items()})
-            loss_mod.train()
+        if metric != "loss" or not task.GENERATES:
             scores = "  " + "  ".join(
                 f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("eval_") and k[5:] in task.SELECT_METRICS
             )
@@ -322,11 +383,15 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         note = step > 0 and task.collapse_note({k[5:]: v for k, v in row.items() if k.startswith("eval_")})
         if forgetting.active:  # the general-ability probe: what the model still knows besides the new data
             with mixed.autocast():
-                row.update(forgetting.score(accelerator.unwrap_model(loss_mod).model, step, st))
+                row.update(forgetting.score(accelerator.unwrap_model(loss_mod).model, step, st, probe_answers))
             loss_mod.train()
             scores += forgetting.line(row)
         spent = time.perf_counter() - t_eval
         st["eval_seconds"] += spent
+        # what an evaluation costs when computed, for the default schedule (a cached step 0 says what it took)
+        st["eval_cost"] = (
+            spent + (cached_cost if cached else 0.0) + (row["general_seconds"] if row.get("general_cached") else 0.0)
+        )
         row["eval_seconds"] = round(spent, 2)
         metrics.write(row)
         last_eval_step = step
@@ -354,6 +419,7 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
         with _Signals() as signals:
             if val_dl is not None and not resumed:  # step 0: the base model's validation figures
                 run_eval()
+                t_window = t_step = time.perf_counter()  # throughput and the schedule leave evaluations out
             bad_step = False
             first_tokens = None
             while step < total_steps and not stopped_early:
@@ -419,13 +485,26 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
                         )
                     bar.update(step, window_loss / window_n, tps, now - t0)
                     window_tokens, window_loss, window_n, t_window, bad_step = 0, 0.0, 0, now, False
-                    if val_dl is not None and (step % eval_every == 0 or step == total_steps):
+                    train_seconds += now - t_step
+                    evaluated = val_dl is not None and eval_due(
+                        step,
+                        last=last_eval_step if last_eval_step is not None else start_step,
+                        every=eval_every,
+                        total=total_steps,
+                        fixed=cfg.eval_every is not None,
+                        eval_cost=st["eval_cost"],
+                        step_seconds=train_seconds / max(step - start_step, 1),
+                    )
+                    if evaluated:
                         stopped_early = run_eval()
                         t_window = time.perf_counter()  # evaluation time is not training throughput
                     done = stopped_early or step >= total_steps
-                    if step % save_every == 0 and not done or signals.received is not None:
+                    # checkpoints: every save_steps, else with each evaluation (without validation: eval_every)
+                    due = step % save_every == 0 if cfg.save_steps or val_dl is None else evaluated
+                    if due and not done or signals.received is not None:
                         checkpoint()
                         t_window = time.perf_counter()
+                    t_step = time.perf_counter()
                     if signals.received is not None:
                         raise Interrupted(
                             f"interrupted at step {step} of {total_steps}; checkpoint saved. "
@@ -477,6 +556,8 @@ def train(cfg: RunConfig, *, force: bool = False, resume: bool = False, log=_std
             if sel.collapsed_at is None
             else {"step": sel.collapsed_at, "note": st["collapse_note"], "kept_step_collapsed": sel.best_collapsed},
             "eval_seconds": round(st["eval_seconds"], 1),
+            "eval_share": round(st["eval_seconds"] / max(elapsed, 1e-9), 3),
+            "eval_steps": [r["step"] for r in metrics.rows if "eval_loss" in r],
             **forgetting.summary(sel.best_step, st, metrics.rows),
             "peak_memory_gb": round(peak_memory_gb(device_type), 2),
             "skipped_steps": st["skipped_steps"],

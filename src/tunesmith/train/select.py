@@ -19,6 +19,25 @@ AUTO_EXAMPLE_BUDGET = 20_000
 AUTO_MIN_EXAMPLES = 100  # a tiny set still sees this many examples (up to 25 passes)
 
 
+EVAL_SHARE = 0.15  # the default schedule keeps evaluations to about this share of a run's time (issue 29)
+
+
+def eval_due(step: int, *, last: int, every: int, total: int, fixed: bool, eval_cost: float, step_seconds: float):
+    """Whether to evaluate after optimizer step `step` (`last`: the step of the last evaluation). The final step
+    always. A `fixed` schedule (the user's eval_every) every `every` steps. The default one waits at least
+    `every` steps, and long enough that one more evaluation (`eval_cost` seconds, as the last ones took) costs
+    at most EVAL_SHARE of the time since the last; it skips one that would come within half a gap of the
+    final evaluation. Costs not yet known (0) leave the gap at `every`."""
+    if step >= total:
+        return True
+    if fixed:
+        return step % every == 0
+    gap = every
+    if eval_cost > 0 and step_seconds > 0:
+        gap = max(gap, math.ceil(eval_cost * (1 - EVAL_SHARE) / (EVAL_SHARE * step_seconds)))
+    return step - last >= gap and total - step >= gap / 2
+
+
 def auto_epochs(n_train: int) -> tuple[float, str]:
     """The epoch cap for a run given no --epochs/--max-steps, and why."""
     n = max(n_train, 1)
