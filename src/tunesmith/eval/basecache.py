@@ -41,21 +41,31 @@ def _file_sum(path: Path, memo: dict) -> str:
     return memo[mark]
 
 
+_SUMS: dict[tuple, str] = {}  # this process's folder checksums: a run keys its step 0 and its probe
+
+
 def model_checksum(model: str) -> str | None:
-    """One checksum over every file of the model's local folder; None when it is not a local folder."""
+    """One checksum over every file of the model's local folder; None when it is not a local folder. File sums
+    are remembered in file-sums.json (rewritten only when one was added) and the folder's in this process."""
     src = Path(str(resolve_model(model))).expanduser()
     if not src.is_dir():
         return None
-    memo_path = _folder() / "file-sums.json"
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    h = hashlib.sha256()
-    for f in sorted(p for p in src.rglob("*") if p.is_file()):
-        h.update(f"{f.relative_to(src)}={_file_sum(f, memo)}\n".encode())
-    _write(memo_path, memo)
-    return h.hexdigest()
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    listing = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if listing not in _SUMS:
+        memo_path = _folder() / "file-sums.json"
+        try:
+            memo = json.loads(memo_path.read_text())
+        except (OSError, ValueError):
+            memo = {}
+        known = len(memo)
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f"{f.relative_to(src)}={_file_sum(f, memo)}\n".encode())
+        if len(memo) != known:
+            _write(memo_path, memo)
+        _SUMS[listing] = h.hexdigest()
+    return _SUMS[listing]
 
 
 def key(model: str, *parts) -> str | None:
